@@ -23,6 +23,10 @@ var (
 	// ErrBusy is returned when a tenant has too many requests in flight or
 	// the shared capacity cannot take more waiters; retry later.
 	ErrBusy = errors.New("too many requests in flight")
+	// ErrConflict is returned when the backend cannot store the object
+	// beside an existing one, such as "a/b" beside "a" on a POSIX-backed S3
+	// gateway.
+	ErrConflict = errors.New("key conflicts with an existing object")
 	// ErrNotSupported is returned for an operation the store cannot do (for
 	// example presigning on the local filesystem).
 	ErrNotSupported = errors.New("not supported by this store")
