@@ -361,4 +361,3 @@ func mapErr(err error) error {
 	}
 	return fmt.Errorf("s3: %w", err)
 }
-
