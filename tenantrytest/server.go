@@ -268,7 +268,7 @@ func withDatabase(base, database string) string {
 		u, err := url.Parse(base)
 		if err == nil {
 			u.Path = "/" + database
-			u.RawPath = ""
+			u.RawPath = "/" + url.PathEscape(database)
 			return u.String()
 		}
 	}

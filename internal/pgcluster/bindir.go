@@ -24,8 +24,16 @@ const debianRoot = "/usr/lib/postgresql"
 // FindBinDir returns the directory holding initdb and postgres: the
 // highest version under /usr/lib/postgresql/*/bin, else the output of
 // `pg_config --bindir`, else the directory of an initdb in PATH.
-func FindBinDir() (string, error) {
+func FindBinDir() (string, error) { return findBinDir("") }
+
+// findBinDir is FindBinDir, trying first the Debian directory of the major
+// version that created an existing data directory: a machine with several
+// versions installed must not start a 15 data dir with 16's binaries.
+func findBinDir(dataVersion string) (string, error) {
 	var candidates []string
+	if dataVersion != "" && !strings.ContainsAny(dataVersion, "/.") {
+		candidates = append(candidates, filepath.Join(debianRoot, dataVersion, "bin"))
+	}
 	if entries, err := os.ReadDir(debianRoot); err == nil {
 		type versioned struct {
 			dir string

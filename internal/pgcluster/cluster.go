@@ -57,8 +57,10 @@ func Start(ctx context.Context, cfg *Config) (*Cluster, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	pgdata := filepath.Join(cfg.Dir, dataDirName)
 	if cfg.BinDir == "" {
-		dir, err := FindBinDir()
+		ver, _ := os.ReadFile(filepath.Join(pgdata, "PG_VERSION"))
+		dir, err := findBinDir(strings.TrimSpace(string(ver)))
 		if err != nil {
 			return nil, fmt.Errorf("pgcluster: %w", err)
 		}
@@ -76,6 +78,7 @@ func Start(ctx context.Context, cfg *Config) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
 	}
+	rotateLog(filepath.Join(cfg.Dir, logFileName))
 	logFile, err := os.OpenFile(filepath.Join(cfg.Dir, logFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
@@ -85,7 +88,6 @@ func Start(ctx context.Context, cfg *Config) (*Cluster, error) {
 		return nil, err
 	}
 
-	pgdata := filepath.Join(cfg.Dir, dataDirName)
 	switch _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); {
 	case err == nil:
 		if err := removeStaleLocks(cfg.Dir, pgdata); err != nil {
@@ -386,6 +388,16 @@ func rememberedPort(dir string) int {
 		return 0
 	}
 	return p
+}
+
+// maxLogSize is the size past which Start moves the server log to
+// postgres.log.1 (replacing an older one) before appending to a new one.
+const maxLogSize = 16 << 20
+
+func rotateLog(path string) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLogSize {
+		_ = os.Rename(path, path+".1")
+	}
 }
 
 // logTail returns the last lines of the log written since offset.
