@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -312,5 +313,38 @@ func TestWithDefaults(t *testing.T) {
 	}
 	if (*pgcluster.Config)(nil).WithDefaults() == nil {
 		t.Fatal("nil Config WithDefaults returned nil")
+	}
+}
+
+func TestStopCancelledContext(t *testing.T) {
+	t.Parallel()
+	c := start(t, &pgcluster.Config{Dir: filepath.Join(tempDir(t), "c")})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // no time for a fast shutdown: straight to immediate shutdown
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+}
+
+func TestServerDiesUnexpectedly(t *testing.T) {
+	t.Parallel()
+	c, err := pgcluster.Start(t.Context(), &pgcluster.Config{Dir: filepath.Join(tempDir(t), "c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(c.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	if c.Err() == nil {
+		t.Fatal("Err() = nil after the server was killed")
+	}
+	if err := c.Stop(t.Context()); err == nil || !strings.Contains(err.Error(), "already exited") {
+		t.Fatalf("Stop after death = %v, want it to report the exit", err)
 	}
 }
