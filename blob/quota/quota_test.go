@@ -3,8 +3,11 @@ package quota_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 	"github.com/tenantry/tenantry/blob/local"
 	"github.com/tenantry/tenantry/blob/quota"
 	"github.com/tenantry/tenantry/catalog"
+	"github.com/tenantry/tenantry/internal/problem"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantrytest"
 )
@@ -316,6 +320,46 @@ func TestQuota(t *testing.T) {
 		pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM tenantry.blob_usage WHERE tenant_id = $1) + (SELECT count(*) FROM tenantry.blob_quota WHERE tenant_id = $1)`, tn.ID).Scan(&n)
 		if n != 0 {
 			t.Errorf("%d rows outlived the tenant", n)
+		}
+	})
+
+	t.Run("HTTP", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, pool, cfg)
+		ctx, tn := newTenant(t, pool, "free")
+		h, err := blob.NewHandler(b.store, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), tn, "test")))
+		}))
+		defer srv.Close()
+		_ = ctx
+		put := func(key string, n int) (int, problem.Problem) {
+			req, _ := http.NewRequest("PUT", srv.URL+"/api/v1/files/"+key, bytes.NewReader(make([]byte, n)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p problem.Problem
+			json.NewDecoder(resp.Body).Decode(&p)
+			return resp.StatusCode, p
+		}
+		if code, _ := put("a", 600); code != http.StatusCreated {
+			t.Fatalf("PUT within quota: %d", code)
+		}
+		code, p := put("b", 600)
+		if code != http.StatusInsufficientStorage || p.Code != "quota_exceeded" || !strings.Contains(p.Detail, "600 of 1000 bytes") {
+			t.Errorf("PUT over the remaining quota: %d %+v", code, p)
+		}
+		code, p = put("c", 5000)
+		if code != http.StatusRequestEntityTooLarge || p.Code != "object_too_large" || !strings.Contains(p.Detail, "1000") {
+			t.Errorf("PUT larger than the quota: %d %+v", code, p)
+		}
+		if u := usage(t, b, tn); u.Bytes != 600 || u.Objects != 1 {
+			t.Errorf("usage %+v", u)
 		}
 	})
 

@@ -102,10 +102,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // Get implements blob.Store.
-func (s *Store) Get(ctx context.Context, key string) (*blob.Object, error) { return s.inner.Get(ctx, key) }
+func (s *Store) Get(ctx context.Context, key string) (*blob.Object, error) {
+	return s.inner.Get(ctx, key)
+}
 
 // Stat implements blob.Store.
-func (s *Store) Stat(ctx context.Context, key string) (blob.Info, error) { return s.inner.Stat(ctx, key) }
+func (s *Store) Stat(ctx context.Context, key string) (blob.Info, error) {
+	return s.inner.Stat(ctx, key)
+}
 
 // List implements blob.Store.
 func (s *Store) List(ctx context.Context, opts blob.ListOptions) (*blob.ListPage, error) {

@@ -2,10 +2,12 @@ package s3_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -370,4 +372,52 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint
+}
+
+// TestHandlerPresign asks the HTTP API for presigned URLs.
+func TestHandlerPresign(t *testing.T) {
+	t.Parallel()
+	srv := versitygw.Start(t)
+	f := newFixture(t, srv, tenantCreds, s3.MinPartSize)
+	_, a := blobtest.NewTenant(t, "free")
+	h, err := blob.NewHandler(f.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), a, "test")))
+	}))
+	defer api.Close()
+	resp, err := http.Post(api.URL+"/api/v1/files/photos/cat.jpg?presign=put&size=4&expires=60", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr blob.PresignedRequest
+	json.NewDecoder(resp.Body).Decode(&pr)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || pr.Method != "PUT" || !strings.Contains(pr.URL, "/tenants/"+a.ID+"/photos/cat.jpg") || pr.ExpiresAt.IsZero() {
+		t.Fatalf("presign: %d %+v", resp.StatusCode, pr)
+	}
+	req, _ := http.NewRequest(pr.Method, pr.URL, strings.NewReader("meow"))
+	for k, v := range pr.Header {
+		req.Header[k] = v
+	}
+	up, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Body.Close()
+	if up.StatusCode != 200 {
+		t.Fatalf("upload through presigned URL: %d", up.StatusCode)
+	}
+	for _, q := range []string{"photos/cat.jpg?presign=put", "photos/cat.jpg?presign=delete", "..%2Fx?presign=get"} {
+		resp, err := http.Post(api.URL+"/api/v1/files/"+q, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("presign %s: %d", q, resp.StatusCode)
+		}
+	}
 }
