@@ -1,0 +1,134 @@
+package resolve
+
+import (
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/tenantry/tenantry/tenant"
+)
+
+// Names of the strategies, as returned by Strategy.Name, by Resolve, and by
+// tenant.ResolvedVia for a request they resolved.
+const (
+	StrategyHost       = "host"
+	StrategySubdomain  = "subdomain"
+	StrategyHeader     = "header"
+	StrategyPathPrefix = "path"
+	StrategyJWT        = "jwt"
+	StrategyClientCert = "client-cert"
+	StrategyMeshXFCC   = "mesh-xfcc"
+)
+
+// Strategy finds a tenant identifier in a request. Strategies are built by
+// this package's constructors (Host, Subdomain, Header, PathPrefix, JWT,
+// ClientCert, MeshXFCC) and checked by New, which reports a misconfigured
+// one; the interface cannot be implemented outside the package.
+//
+// A strategy has three outcomes for a request: it finds no identifier (the
+// next strategy is asked), it finds a well-formed identifier from a source
+// it trusts (the tenant is looked up), or it fails the request with a
+// problem (a malformed, repeated or untrusted identifier). A malformed
+// identifier is never treated as "no identifier".
+type Strategy interface {
+	// Name is the strategy's name, one of the Strategy* constants.
+	Name() string
+
+	common() *base
+	prepare() error
+	find(r *http.Request) (key, *Problem)
+}
+
+// base is embedded in every strategy.
+type base struct {
+	name string
+	// source names where the identifier is read, for problem details
+	// ("host", "header X-Tenant-ID").
+	source string
+	p      sourceProblems
+	// claimed is set by the New that prepares the strategy; a strategy
+	// serves one Resolver only.
+	claimed atomic.Bool
+}
+
+func (b *base) Name() string  { return b.name }
+func (b *base) common() *base { return b }
+
+// setSource sets the source and builds its problems; prepare calls it.
+func (b *base) setSource(source string) {
+	b.source = source
+	b.p = newSourceProblems(source)
+}
+
+// keyKind says which Lookup method a key is for.
+type keyKind uint8
+
+const (
+	keyNone   keyKind = iota // no identifier found
+	keySlug                  // Lookup.BySlug
+	keyID                    // Lookup.ByID
+	keyDomain                // Lookup.ByDomain
+)
+
+// key is an identifier a strategy found. value is usually a substring of the
+// request, so finding a key allocates nothing.
+type key struct {
+	kind  keyKind
+	value string
+	// cut is, for PathPrefix, the number of bytes to strip from the front of
+	// the request path.
+	cut int
+}
+
+// slugOrID classifies an identifier supplied by a client or a token: a
+// canonical lower-case UUID is a tenant ID, anything else must be a valid
+// slug. Nothing is normalised: "ACME" or an upper-case UUID is malformed.
+func slugOrID(v string) (key, bool) {
+	if isUUID(v) {
+		return key{kind: keyID, value: v}, true
+	}
+	if tenant.IsValidSlug(v) {
+		return key{kind: keySlug, value: v}, true
+	}
+	return key{}, false
+}
+
+// isUUID reports whether s is a UUID in canonical lower-case text form,
+// 8-4-4-4-12 hex digits.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// peerTrusted reports whether the direct peer of the request (RemoteAddr,
+// never a forwarding header) is inside one of the prefixes. IPv4-mapped IPv6
+// peers are compared as IPv4 and zones are ignored. A RemoteAddr that is not
+// ip:port (a Unix socket, a hand-made request) is never trusted.
+func peerTrusted(remoteAddr string, prefixes []netip.Prefix) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
