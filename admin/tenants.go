@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,6 +38,11 @@ func (h *Handler) createTenant(w http.ResponseWriter, r *http.Request) error {
 		Domains:     req.Domains,
 		Labels:      req.Labels,
 	})
+	var exists *catalog.ExistsError
+	if errors.As(err, &exists) && exists.Field == "domain" {
+		// The request names its domains "domains"; say so.
+		return newError(http.StatusConflict, CodeExists, "domains", "a domain is already taken by another tenant")
+	}
 	if err != nil {
 		return err
 	}
