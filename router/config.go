@@ -18,7 +18,7 @@ const (
 
 // TenantSetting is the transaction-local setting that carries the tenant's ID
 // to row-level security policies, which read it as
-// NULLIF(current_setting('tenantry.tenant_id', true), '')::uuid.
+// NULLIF(current_setting('tenantry.tenant_id', true), ”)::uuid.
 const TenantSetting = "tenantry.tenant_id"
 
 // Config configures a Router. The zero value selects every default.
