@@ -35,7 +35,9 @@ type Mode uint8
 const (
 	// FirstMatch takes the tenant named by the first strategy, in
 	// Config.Strategies order, that finds an identifier; later strategies
-	// are not consulted.
+	// are not consulted. An identifier that names no tenant fails the
+	// request (tenant_unknown) rather than falling through, except a host
+	// that is no tenant's domain (see Host).
 	FirstMatch Mode = iota
 	// RequireAgreement consults every strategy; all that find an identifier
 	// must name the same tenant (compared by ID after lookup, so a subdomain
