@@ -67,8 +67,9 @@ func (p mtlsPeer) Service(r *http.Request) (string, error) {
 type EnvoyConfig struct {
 	// TrustedProxies are the direct peers (Request.RemoteAddr) trusted to
 	// set x-forwarded-client-cert: the local sidecar. Istio's sidecar
-	// connects to the application from 127.0.0.6 (or the pod IP with
-	// interception modes that preserve it); list exactly those. Required.
+	// connects to the application from 127.0.0.6 (::6 over IPv6) in the
+	// default REDIRECT interception mode; TPROXY mode preserves the remote
+	// client's address and cannot be used with this rule. Required.
 	TrustedProxies []netip.Prefix
 	// Identities maps the client SPIFFE IDs the sidecar reports (the URI of
 	// the last XFCC element) to service names, e.g.
@@ -170,8 +171,10 @@ const LinkerdHeader = "L5d-Client-Id"
 // LinkerdConfig configures LinkerdPeer.
 type LinkerdConfig struct {
 	// TrustedProxies are the direct peers trusted to set l5d-client-id: the
-	// local linkerd-proxy, which forwards to the application over the pod's
-	// loopback (127.0.0.1/32, ::1/128). Required.
+	// local linkerd-proxy. Since Linkerd 2.11 the inbound proxy connects to
+	// the application's original destination, so the application sees the
+	// pod's own IP (list <pod IP>/32, from the downward API); before 2.11
+	// it connected over loopback (127.0.0.1/32). Required.
 	TrustedProxies []netip.Prefix
 	// Identities maps Linkerd identities to service names, e.g.
 	// "orders.shop.serviceaccount.identity.linkerd.cluster.local": "orders"
