@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeEmbedded builds the tenantry binary and runs `tenantry serve`
+// on a fresh data directory, as `make run` does: it must start its own
+// PostgreSQL, print the admin token once, serve tenants created with the
+// CLI by host, subdomain and header, stop everything on SIGTERM, and come
+// back with the same data and token on the next start.
+func TestServeEmbedded(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary and runs PostgreSQL; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "tenantry")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The postgres OS user (when the test runs as root) must traverse the
+	// data directory's parents: t.TempDir's are 0700.
+	dataDir, err := os.MkdirTemp("", "tenantry-serve-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dataDir) })
+	dataDir = filepath.Join(dataDir, "data")
+
+	// First start: initdb, token generated and printed.
+	s := startServe(t, bin, dataDir)
+	token := s.printedToken(t)
+	saved, err := os.ReadFile(filepath.Join(dataDir, tokenFileName))
+	if err != nil || strings.TrimSpace(string(saved)) != token {
+		t.Fatalf("token file = %q (%v), printed %q", saved, err, token)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, tokenFileName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode = %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--data-dir", dataDir, "--admin-url", "http://" + s.admin}, args...)...)
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tenantry %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	cli("tenant", "create", "acme", "--model", "schema", "--domain", "acme.example.com", "--tier", "pro")
+	if list := cli("tenant", "list"); !regexp.MustCompile(`(?m)^acme\s+active\s+pro\s+schema\s`).MatchString(list) {
+		t.Fatalf("tenant list:\n%s", list)
+	}
+	if clusters := cli("cluster", "list"); !strings.Contains(clusters, "local") {
+		t.Fatalf("the embedded cluster is not registered as local:\n%s", clusters)
+	}
+	for _, tc := range []struct {
+		host, header, via string
+	}{
+		{"acme.localhost", "", "subdomain"},
+		{"acme.example.com", "", "host"},
+		{"localhost", "acme", "header"},
+	} {
+		waitFor(t, "acme by "+tc.via, func() bool {
+			got, ok := s.tenant(t, tc.host, tc.header)
+			return ok && got["slug"] == "acme" && got["resolved_by"] == tc.via
+		})
+	}
+	s.stop(t, syscall.SIGTERM)
+
+	// Second start: same data, same token, nothing printed.
+	s = startServe(t, bin, dataDir)
+	waitFor(t, "the banner", func() bool { return strings.Contains(s.stdout.String(), "Tenantry is serving") })
+	if strings.Contains(s.stdout.String(), "Admin token") {
+		t.Fatalf("the token was printed again:\n%s", s.stdout.String())
+	}
+	waitFor(t, "acme after restart", func() bool {
+		got, ok := s.tenant(t, "acme.localhost", "")
+		return ok && got["tier"] == "pro"
+	})
+	if list := cli("tenant", "list"); !strings.Contains(list, "acme") {
+		t.Fatalf("tenant list after restart:\n%s", list)
+	}
+	s.stop(t, syscall.SIGINT)
+}
+
+type serveProcess struct {
+	cmd           *exec.Cmd
+	dataDir       string
+	public, admin string
+	stdout        *lockedBuffer
+	exited        chan error
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// cleanEnv is the test's environment without anything that would point
+// tenantry or libpq elsewhere.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "TENANTRY_") || strings.HasPrefix(kv, "PG") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func startServe(t *testing.T, bin, dataDir string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir,
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = cleanEnv()
+	s := &serveProcess{cmd: cmd, dataDir: dataDir, stdout: &lockedBuffer{}, exited: make(chan error, 1)}
+	cmd.Stdout = s.stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+
+	listening := make(chan map[string]any, 1)
+	var logs lockedBuffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			_, _ = logs.Write(append(sc.Bytes(), '\n'))
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "listening" {
+				listening <- rec
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		s.exited <- cmd.Wait()
+	}()
+	select {
+	case rec := <-listening:
+		s.public, _ = rec["public"].(string)
+		s.admin, _ = rec["admin"].(string)
+	case err := <-s.exited:
+		s.exited <- err
+		t.Fatalf("tenantry serve exited: %v\nstderr:\n%s", err, logs.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("tenantry serve did not start listening\nstderr:\n%s", logs.String())
+	}
+	return s
+}
+
+func (s *serveProcess) printedToken(t *testing.T) string {
+	t.Helper()
+	re := regexp.MustCompile(`Admin token \(saved to .*\):\n\n  (\S+)\n`)
+	var m []string
+	// stdout is copied from a pipe: it may trail the stderr record that
+	// said the server is listening.
+	waitFor(t, "the admin token on stdout", func() bool {
+		m = re.FindStringSubmatch(s.stdout.String())
+		return m != nil
+	})
+	return m[1]
+}
+
+// tenant asks GET /api/v1/tenant with a Host and an optional X-Tenant-ID.
+func (s *serveProcess) tenant(t *testing.T, host, header string) (map[string]any, bool) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+s.public+"/api/v1/tenant", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if header != "" {
+		req.Header.Set("X-Tenant-ID", header)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// stop signals the process and checks that it exits cleanly and stops its
+// PostgreSQL (which removes postmaster.pid on a clean shutdown).
+func (s *serveProcess) stop(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.exited:
+		s.exited <- err
+		if err != nil {
+			t.Fatalf("tenantry serve after %v: %v", sig, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("tenantry serve did not exit after %v", sig)
+	}
+	if _, err := os.Stat(filepath.Join(s.dataDir, embeddedDirName, "pgdata", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("postmaster.pid still there after tenantry serve exited (%v): PostgreSQL was not stopped", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
