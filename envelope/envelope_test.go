@@ -22,7 +22,7 @@ type testBundle struct {
 	env *envelope.Envelope
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "kek")
 	k, err := kms.NewLocal(dir)
