@@ -73,22 +73,100 @@ func (t *txn) usable() error {
 	return nil
 }
 
-// start sends BEGIN, the scope and the statements of b in one round trip,
-// reads and checks the results of BEGIN and the scope, and returns the
-// results of b's statements.
+// maxPrepared bounds the statements the router prepares on one connection.
+const maxPrepared = 256
+
+// memoKey is the router's key in a connection's pgconn CustomData.
+const memoKey = "tenantry/router"
+
+// memo is what the router remembers about one connection.
+type memo struct {
+	// prepared holds the statements prepared on the connection inside a
+	// tenant's scope (where their unqualified names resolve), so that they
+	// can share the round trip of BEGIN and the scope.
+	prepared map[string]struct{}
+	// noPrepare is set when the connection's query mode prepares nothing
+	// before a pipeline (exec, simple protocol).
+	noPrepare bool
+}
+
+func (t *txn) memo() *memo {
+	cd := t.pg.PgConn().CustomData()
+	m, _ := cd[memoKey].(*memo)
+	if m == nil {
+		mode := t.pg.Config().DefaultQueryExecMode
+		m = &memo{prepared: map[string]struct{}{}, noPrepare: mode == pgx.QueryExecModeExec || mode == pgx.QueryExecModeSimpleProtocol}
+		cd[memoKey] = m
+	}
+	return m
+}
+
+// plain reports whether args carry no pgx query options (a QueryRewriter,
+// a QueryExecMode, result formats), which a batch cannot take.
+func plain(args []any) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0].(type) {
+	case pgx.QueryRewriter, pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+		return false
+	}
+	return true
+}
+
+// start begins the transaction. If every statement of b can be executed
+// without being prepared first, it sends BEGIN, the scope and b in one
+// round trip, checks the scope and returns b's results. Otherwise (a
+// statement not yet prepared on this connection: pgx would prepare it in a
+// round trip before BEGIN, where its unqualified names do not resolve) it
+// sends BEGIN and the scope, checks them, prepares b's statements inside the
+// scope so that later transactions take the one-round-trip way, and returns
+// nil results: the caller then sends b itself.
 func (t *txn) start(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+	m := t.memo()
+	fast := b.Len() > 0
+	for _, q := range b.QueuedQueries {
+		if !plain(q.Arguments) {
+			fast = false
+			break
+		}
+		if _, ok := m.prepared[q.SQL]; !ok && !m.noPrepare {
+			fast = false
+			break
+		}
+	}
 	full := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 2+b.Len())}
 	full.Queue(t.s.begin)
 	full.Queue(scopeSQL, t.s.args[:]...)
-	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+	if fast {
+		full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
+	}
 	br := t.pg.SendBatch(ctx, full)
-	if err := t.checkScope(br); err != nil {
-		_ = br.Close()
+	err := t.checkScope(br)
+	if err != nil || !fast {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		t.state, t.err = txBroken, err
 		return nil, err
 	}
 	t.state = txOpen
-	return br, nil
+	if fast {
+		return br, nil
+	}
+	for _, q := range b.QueuedQueries {
+		if _, ok := m.prepared[q.SQL]; ok || m.noPrepare || !plain(q.Arguments) || len(m.prepared) >= maxPrepared {
+			continue
+		}
+		// An error (a syntax error, say) aborts the transaction; the
+		// statement's own execution reports it again.
+		if _, err := t.pg.Prepare(ctx, q.SQL, q.SQL); err == nil {
+			m.prepared[q.SQL] = struct{}{}
+		}
+	}
+	return nil, nil
 }
 
 func (t *txn) checkScope(br pgx.BatchResults) error {
@@ -127,6 +205,9 @@ func (t *txn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
+	if br == nil {
+		return t.pg.Exec(ctx, sql, args...)
+	}
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -139,7 +220,16 @@ func (t *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 		return nil, err
 	}
 	t.settle()
-	if t.state == txOpen {
+	var br pgx.BatchResults
+	if t.state == txIdle {
+		var b pgx.Batch
+		b.Queue(sql, args...)
+		var err error
+		if br, err = t.start(ctx, &b); err != nil {
+			return nil, err
+		}
+	}
+	if br == nil {
 		rows, err := t.pg.Query(ctx, sql, args...)
 		if err != nil {
 			return nil, err
@@ -147,12 +237,6 @@ func (t *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 		r := &txRows{Rows: rows}
 		t.pending = r
 		return r, nil
-	}
-	var b pgx.Batch
-	b.Queue(sql, args...)
-	br, err := t.start(ctx, &b)
-	if err != nil {
-		return nil, err
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -179,13 +263,14 @@ func (t *txn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	}
 	t.settle()
 	var br pgx.BatchResults
-	if t.state == txOpen {
-		br = t.pg.SendBatch(ctx, b)
-	} else {
+	if t.state == txIdle {
 		var err error
 		if br, err = t.start(ctx, b); err != nil {
 			return errBatch{err}
 		}
+	}
+	if br == nil {
+		br = t.pg.SendBatch(ctx, b)
 	}
 	tb := &txBatch{BatchResults: br}
 	t.pending = tb
@@ -198,12 +283,7 @@ func (t *txn) CopyFrom(ctx context.Context, table pgx.Identifier, columns []stri
 	}
 	t.settle()
 	if t.state == txIdle {
-		br, err := t.start(ctx, &pgx.Batch{})
-		if err != nil {
-			return 0, err
-		}
-		if err := br.Close(); err != nil {
-			t.state, t.err = txBroken, err
+		if _, err := t.start(ctx, &pgx.Batch{}); err != nil {
 			return 0, err
 		}
 	}
