@@ -47,9 +47,16 @@ func (s *Server) adminHandler() http.Handler {
 	return s.observe("admin", mux)
 }
 
+// status is the body of a successful health or readiness check.
+type status struct {
+	Status string `json:"status"`
+}
+
+var statusOK, statusReady = status{"ok"}, status{"ready"}
+
 // healthz answers 200 while the process serves at all.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, statusOK)
 }
 
 // readyz answers 200 while the catalog cache can vouch for its contents and
@@ -63,7 +70,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		problem.Write(w, errNotReady)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, statusReady)
 }
 
 // PublicTenant is the body of GET /api/v1/tenant: the resolved tenant's
@@ -108,6 +115,15 @@ func notFound(w http.ResponseWriter, _ *http.Request) {
 	problem.Write(w, errNotFound)
 }
 
+// Header values of every JSON answer, shared so that writing them does not
+// allocate. Header.Set replaces and Header.Add appends to a full slice, so
+// neither can change these.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+	nosniff  = []string{"nosniff"}
+)
+
 // writeJSON writes v as a JSON response that no cache keeps.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
@@ -117,10 +133,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	body = append(body, '\n')
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = nosniff
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

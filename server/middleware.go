@@ -14,20 +14,15 @@ import (
 // maxLoggedPath caps how much of a (client-chosen) path a record carries.
 const maxLoggedPath = 256
 
-// requestLog travels in the request context from observe, outside
-// resolution, to markResolved, inside it, and brings back the context that
-// carries the tenant, so that the request's record names the tenant.
-type requestLog struct {
-	ctx context.Context
-}
-
-type requestLogKey struct{}
-
-// markResolved records the context resolution produced.
+// markResolved runs inside resolution and hands the context it produced,
+// which carries the tenant, back to observe's recorder, so that the
+// request's record names the tenant. The resolver passes the
+// ResponseWriter through unchanged; a wrapper that does not leaves the
+// record without the tenant, nothing worse.
 func markResolved(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lr, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
-			lr.ctx = r.Context()
+		if rec, ok := w.(*recorder); ok {
+			rec.ctx = r.Context()
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -42,13 +37,11 @@ func (s *Server) observe(listener string, next http.Handler) http.Handler {
 		if len(path) > maxLoggedPath {
 			path = path[:maxLoggedPath] + "..."
 		}
-		lr := &requestLog{}
 		rec := &recorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), requestLogKey{}, lr))
 		defer func() {
 			ctx := r.Context()
-			if lr.ctx != nil {
-				ctx = lr.ctx
+			if rec.ctx != nil {
+				ctx = rec.ctx
 			}
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
@@ -87,9 +80,11 @@ func (s *Server) observe(listener string, next http.Handler) http.Handler {
 	})
 }
 
-// recorder remembers the status and size of a response.
+// recorder remembers the status and size of a response, and the context
+// resolution produced.
 type recorder struct {
 	http.ResponseWriter
+	ctx         context.Context // set by markResolved
 	status      int
 	bytes       int64
 	wroteHeader bool

@@ -30,10 +30,11 @@ const testToken = "server-test-token-0123456789"
 var operator = catalog.Actor{Name: "test", Reason: "server test"}
 
 type testBundle struct {
-	store *catalog.Store
-	cache *catalog.Cache
-	srv   *server.Server
-	logs  *syncBuffer
+	store   *catalog.Store
+	cache   *catalog.Cache
+	resolve func(http.Handler) http.Handler
+	srv     *server.Server
+	logs    *syncBuffer // the records, unless cfg gave a Logger
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
@@ -70,7 +71,7 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 // setup builds the real stack on a fresh catalog database: store, started
 // cache, the default resolution chain, the admin API and a Server (not yet
 // listening) on loopback ports chosen by the kernel.
-func setup(t *testing.T, cfg *server.Config) *testBundle {
+func setup(t testing.TB, cfg *server.Config) *testBundle {
 	t.Helper()
 	pool := tenantrytest.Pool(t, tenantrytest.NewDatabase(t))
 	store, err := catalog.NewStore(pool, nil)
@@ -91,6 +92,9 @@ func setup(t *testing.T, cfg *server.Config) *testBundle {
 
 	logs := &syncBuffer{}
 	logger := slog.New(server.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if cfg != nil && cfg.Logger != nil {
+		logger = cfg.Logger
+	}
 	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	resolver, err := resolve.New(cache, &resolve.Config{
 		Strategies: []resolve.Strategy{
@@ -122,7 +126,7 @@ func setup(t *testing.T, cfg *server.Config) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBundle{store: store, cache: cache, srv: srv, logs: logs}
+	return &testBundle{store: store, cache: cache, resolve: resolver.Middleware, srv: srv, logs: logs}
 }
 
 // run starts the server's listeners and Run. done is closed when Run
@@ -155,7 +159,7 @@ func (b *testBundle) publicURL() string { return "http://" + b.srv.PublicAddr().
 func (b *testBundle) adminURL() string  { return "http://" + b.srv.AdminAddr().String() }
 
 // createTenant creates a tenant and waits until the cache has it.
-func (b *testBundle) createTenant(t *testing.T, in catalog.NewTenant) *tenant.Tenant {
+func (b *testBundle) createTenant(t testing.TB, in catalog.NewTenant) *tenant.Tenant {
 	t.Helper()
 	created, err := b.store.CreateTenant(t.Context(), operator, in)
 	if err != nil {
@@ -170,7 +174,7 @@ func (b *testBundle) createTenant(t *testing.T, in catalog.NewTenant) *tenant.Te
 
 // waitFor polls cond until it holds or 10s pass (the cache applies catalog
 // changes asynchronously, through LISTEN/NOTIFY).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
