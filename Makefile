@@ -24,9 +24,11 @@ postgres: ## Install the PostgreSQL server packages with apt-get if they are mis
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; \
 	fi
 
+# run builds and execs the binary rather than `go run`, which exits 1 when
+# Ctrl-C stops the server, making make report a failure after a clean stop.
 .PHONY: run
-run: postgres ## Run `tenantry serve` on its embedded PostgreSQL under ./.tenantry
-	$(GO) run ./cmd/tenantry serve $(ARGS)
+run: postgres build ## Run `tenantry serve` on its embedded PostgreSQL under ./.tenantry
+	bin/tenantry serve $(ARGS)
 
 .PHONY: test
 test: postgres ## Run every test with the race detector
