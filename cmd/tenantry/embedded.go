@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantry/tenantry/catalog"
 	"github.com/tenantry/tenantry/internal/pgcluster"
+	"github.com/tenantry/tenantry/internal/sqlident"
 )
 
 // Names the embedded default uses.
@@ -75,9 +76,12 @@ func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) (*e
 	return e, nil
 }
 
-// createDatabase creates database name unless it exists. name is a
-// constant of this file, never input.
+// createDatabase creates database name unless it exists.
 func createDatabase(ctx context.Context, maintenanceURL, name string) error {
+	ident, err := sqlident.Quote(name)
+	if err != nil {
+		return err
+	}
 	conn, err := pgx.Connect(ctx, maintenanceURL)
 	if err != nil {
 		return fmt.Errorf("connecting to the embedded PostgreSQL: %w", err)
@@ -90,7 +94,7 @@ func createDatabase(ctx context.Context, maintenanceURL, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+ident); err != nil {
 		return fmt.Errorf("creating the catalog database: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tenantry/tenantry/tenantrytest"
 )
 
 // TestServeEmbedded builds the tenantry binary and runs `tenantry serve`
@@ -255,5 +258,67 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeDatabaseURL runs serve in-process against an existing database
+// given by --database-url, with the token from $TENANTRY_ADMIN_TOKEN: no
+// embedded PostgreSQL, no cluster registered, no token file written.
+func TestServeDatabaseURL(t *testing.T) {
+	t.Parallel()
+	dbURL := tenantrytest.NewDatabase(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	out := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve", "--database-url", dbURL, "--data-dir", dataDir,
+			"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "error",
+			"--base-domain", "tenants.test", "--trusted-proxy", "10.0.0.0/8"},
+			stdio{in: strings.NewReader(""), out: out, err: io.Discard},
+			func(k string) string { return map[string]string{envAdminToken: cliToken}[k] })
+	}()
+	var public, adminAddr string
+	re := regexp.MustCompile(`public: http://localhost:(\d+) .*\n  admin:  http://(\S+)\n`)
+	waitFor(t, "the banner", func() bool {
+		m := re.FindStringSubmatch(out.String())
+		if m != nil {
+			public, adminAddr = "127.0.0.1:"+m[1], m[2]
+		}
+		return m != nil
+	})
+	if strings.Contains(out.String(), "Admin token") {
+		t.Fatalf("a token was generated although $%s is set:\n%s", envAdminToken, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, embeddedDirName)); !os.IsNotExist(err) {
+		t.Fatalf("an embedded cluster was created with --database-url: %v", err)
+	}
+
+	b := &cliBundle{adminURL: "http://" + adminAddr, env: map[string]string{envAdminToken: cliToken}}
+	b.mustCLI(t, "tenant", "create", "acme")
+	if clusters := b.mustCLI(t, "cluster", "list"); strings.Contains(clusters, "local") {
+		t.Fatalf("a local cluster was registered with --database-url:\n%s", clusters)
+	}
+	s := &serveProcess{public: public}
+	waitFor(t, "acme under the configured base domain", func() bool {
+		got, ok := s.tenant(t, "acme.tenants.test", "")
+		return ok && got["resolved_by"] == "subdomain"
+	})
+	// localhost is no base domain now, and loopback no trusted proxy.
+	if _, ok := s.tenant(t, "acme.localhost", ""); ok {
+		t.Fatal("acme.localhost resolved although localhost is not a base domain")
+	}
+	if _, ok := s.tenant(t, "localhost", "acme"); ok {
+		t.Fatal("X-Tenant-ID was honoured from a peer outside --trusted-proxy")
+	}
+
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("serve exited %d after its context ended", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return after its context ended")
 	}
 }
