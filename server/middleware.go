@@ -16,13 +16,21 @@ const maxLoggedPath = 256
 
 // markResolved runs inside resolution and hands the context it produced,
 // which carries the tenant, back to observe's recorder, so that the
-// request's record names the tenant. The resolver passes the
-// ResponseWriter through unchanged; a wrapper that does not leaves the
-// record without the tenant, nothing worse.
+// request's record names the tenant. It finds the recorder through
+// wrappers that implement Unwrap (as http.ResponseController does); behind
+// one that does not, the record goes without the tenant, nothing worse.
 func markResolved(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rec, ok := w.(*recorder); ok {
-			rec.ctx = r.Context()
+		for inner := w; inner != nil; {
+			if rec, ok := inner.(*recorder); ok {
+				rec.ctx = r.Context()
+				break
+			}
+			u, ok := inner.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			inner = u.Unwrap()
 		}
 		next.ServeHTTP(w, r)
 	})
