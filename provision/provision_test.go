@@ -119,6 +119,8 @@ func (b *testBundle) create(t *testing.T, in catalog.NewTenant) *tenant.Tenant {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Storage is cluster-wide: drop whatever a test left.
+	t.Cleanup(func() { _ = b.prov.Deprovision(context.Background(), actor, in.Slug) })
 	return tn
 }
 
@@ -561,4 +563,62 @@ func TestConcurrentProvision(t *testing.T) {
 			t.Errorf("%s: placed=%v by both provisioners", slugs[i], r[0].Placed)
 		}
 	}
+}
+
+// TestTemplateFollowsDDL changes the DDL: the template is rebuilt, tenant
+// databases cloned afterwards have the new table, older ones are left alone.
+func TestTemplateFollowsDDL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	cfg := testConfig(testDDL)
+	cfg.TemplateDatabase = "tenantry_template_v_" + suffix
+	t.Cleanup(func() { dropTemplate(b, cfg.TemplateDatabase) })
+	v1 := newProvisioner(t, b.store, cfg)
+	cfg2 := *cfg
+	cfg2.DDL = append(append([]string(nil), testDDL...), `CREATE TABLE extra (
+    tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting('tenantry.tenant_id', true), '')::uuid,
+    id int NOT NULL, PRIMARY KEY (tenant_id, id))`)
+	v2 := newProvisioner(t, b.store, &cfg2)
+	if v1.SchemaVersion() == v2.SchemaVersion() {
+		t.Fatal("different DDL, same version")
+	}
+
+	hasExtra := func(p *provision.Provisioner) bool {
+		t.Helper()
+		s := slug("tpl")
+		b.create(t, catalog.NewTenant{Slug: s, Tier: "enterprise"})
+		res, err := p.Provision(ctx, actor, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Deprovision(context.Background(), actor, s) })
+		t.Logf("database %s cloned in %v", res.Tenant.Placement.Database, res.Elapsed)
+		return exists(t, admin(t, b, "main", res.Tenant.Placement.Database), `SELECT to_regclass('app.extra') IS NOT NULL`)
+	}
+	if hasExtra(v1) {
+		t.Fatal("v1 tenant has the v2 table")
+	}
+	if !hasExtra(v2) {
+		t.Fatal("v2 tenant lacks the v2 table: template not rebuilt")
+	}
+	if hasExtra(v1) {
+		t.Fatal("v1 tenant after v2 has the v2 table: template not rebuilt back")
+	}
+}
+
+func dropTemplate(b *testBundle, name string) {
+	ctx := context.Background()
+	cl, err := b.store.Cluster(ctx, "main")
+	if err != nil {
+		return
+	}
+	conn, err := pgx.Connect(ctx, cl.ConnString)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	q := sqlident.MustQuote(name)
+	_, _ = conn.Exec(ctx, "ALTER DATABASE "+q+" WITH IS_TEMPLATE false")
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)")
 }
