@@ -3,7 +3,9 @@ package fair
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"time"
 
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/tenant"
@@ -25,6 +27,8 @@ type Scheduler struct {
 	slots, tenantSlots, maxWaiters int
 	weights                        map[string]int
 	defaultWeight                  int
+	linger                         time.Duration
+	now                            func() time.Time
 
 	mu      sync.Mutex
 	used    int
@@ -37,6 +41,7 @@ type flow struct {
 	lastFinish float64
 	inflight   int
 	queue      []*waiter
+	lastDone   time.Time // when a slot of this tenant was last released
 }
 
 type waiter struct {
@@ -48,12 +53,17 @@ type waiter struct {
 // SchedulerConfig configures a Scheduler.
 type SchedulerConfig struct {
 	// Slots is the shared capacity: how many units of upload work run at
-	// once across all tenants. Default 4.
+	// once across all tenants. Default GOMAXPROCS (at least 2).
 	Slots int
-	// TenantSlots caps the slots one tenant holds at once. Below Slots it
-	// keeps headroom for others at the price of leaving slots idle when one
-	// tenant is alone. Default Slots (fully work-conserving).
+	// TenantSlots caps the slots one tenant holds while another tenant is
+	// active, keeping headroom (CPU, disk) for the others. A tenant alone
+	// may use every slot, so the scheduler stays work-conserving. Default
+	// max(1, Slots/2).
 	TenantSlots int
+	// Linger is how long a tenant still counts as active after its last
+	// slot was released, so that a tenant making a request every few
+	// milliseconds keeps its headroom between requests. Default 100ms.
+	Linger time.Duration
 	// Weights maps a tenant tier to its weight. Default DefaultWeights
 	// (free 1, pro 2, enterprise 4).
 	Weights map[string]int
@@ -71,10 +81,13 @@ func (c *SchedulerConfig) WithDefaults() *SchedulerConfig {
 		out = *c
 	}
 	if out.Slots == 0 {
-		out.Slots = 4
+		out.Slots = max(2, runtime.GOMAXPROCS(0))
 	}
 	if out.TenantSlots == 0 {
-		out.TenantSlots = out.Slots
+		out.TenantSlots = max(1, out.Slots/2)
+	}
+	if out.Linger == 0 {
+		out.Linger = 100 * time.Millisecond
 	}
 	if out.Weights == nil {
 		out.Weights = DefaultWeights
@@ -89,8 +102,8 @@ func (c *SchedulerConfig) WithDefaults() *SchedulerConfig {
 }
 
 func (c *SchedulerConfig) validate() error {
-	if c.Slots < 1 || c.TenantSlots < 1 || c.TenantSlots > c.Slots || c.MaxWaiters < 1 || c.DefaultWeight < 1 {
-		return fmt.Errorf("fair: invalid scheduler config: need 1 <= TenantSlots <= Slots, MaxWaiters >= 1, DefaultWeight >= 1")
+	if c.Slots < 1 || c.TenantSlots < 1 || c.TenantSlots > c.Slots || c.MaxWaiters < 1 || c.DefaultWeight < 1 || c.Linger < 0 {
+		return fmt.Errorf("fair: invalid scheduler config: need 1 <= TenantSlots <= Slots, MaxWaiters >= 1, DefaultWeight >= 1, Linger >= 0")
 	}
 	for tier, w := range c.Weights {
 		if w < 1 {
@@ -109,6 +122,7 @@ func NewScheduler(cfg *SchedulerConfig) (*Scheduler, error) {
 	return &Scheduler{
 		slots: cfg.Slots, tenantSlots: cfg.TenantSlots, maxWaiters: cfg.MaxWaiters,
 		weights: cfg.Weights, defaultWeight: cfg.DefaultWeight,
+		linger: cfg.Linger, now: time.Now,
 		flows: map[string]*flow{},
 	}, nil
 }
@@ -135,7 +149,7 @@ func (s *Scheduler) Acquire(ctx context.Context, t *tenant.Tenant, cost int64) (
 		s.flows[t.ID] = f
 	}
 	// Fast path: a free slot, nobody waiting, tenant under its cap.
-	if s.waiting == 0 && s.used < s.slots && f.inflight < s.tenantSlots {
+	if s.waiting == 0 && s.used < s.slots && f.inflight < s.capLocked(f, s.now()) {
 		start := max(s.vtime, f.lastFinish)
 		f.lastFinish = start + float64(cost)/float64(s.Weight(t))
 		s.vtime = start
@@ -188,6 +202,7 @@ func (s *Scheduler) releaser(id string) func() {
 			s.used--
 			f := s.flows[id]
 			f.inflight--
+			f.lastDone = s.now()
 			s.dispatchLocked()
 			s.gcLocked()
 		})
@@ -197,10 +212,11 @@ func (s *Scheduler) releaser(id string) func() {
 // dispatchLocked hands free slots to the waiting heads with the smallest
 // start tags, skipping tenants at their cap.
 func (s *Scheduler) dispatchLocked() {
+	now := s.now()
 	for s.used < s.slots && s.waiting > 0 {
 		var best *flow
 		for _, f := range s.flows {
-			if len(f.queue) == 0 || f.inflight >= s.tenantSlots {
+			if len(f.queue) == 0 || f.inflight >= s.capLocked(f, now) {
 				continue
 			}
 			if best == nil || f.queue[0].start < best.queue[0].start {
@@ -221,18 +237,28 @@ func (s *Scheduler) dispatchLocked() {
 	}
 }
 
+// capLocked is the most slots f may hold now: TenantSlots while another
+// tenant is active (running, waiting, or done within Linger), else all.
+func (s *Scheduler) capLocked(f *flow, now time.Time) int {
+	if s.tenantSlots == s.slots {
+		return s.slots
+	}
+	for _, o := range s.flows {
+		if o != f && (o.inflight > 0 || len(o.queue) > 0 || now.Sub(o.lastDone) < s.linger) {
+			return s.tenantSlots
+		}
+	}
+	return s.slots
+}
+
 // gcLocked forgets idle tenants. When nothing runs or waits, virtual time
 // jumps past every finish tag and all state goes.
 func (s *Scheduler) gcLocked() {
-	if s.used == 0 && s.waiting == 0 {
-		for _, f := range s.flows {
-			s.vtime = max(s.vtime, f.lastFinish)
-		}
-		clear(s.flows)
-		return
-	}
+	now := s.now()
 	for id, f := range s.flows {
-		if f.inflight == 0 && len(f.queue) == 0 && f.lastFinish <= s.vtime {
+		if f.inflight == 0 && len(f.queue) == 0 && now.Sub(f.lastDone) >= s.linger &&
+			(f.lastFinish <= s.vtime || s.used == 0 && s.waiting == 0) {
+			s.vtime = max(s.vtime, f.lastFinish)
 			delete(s.flows, id)
 		}
 	}

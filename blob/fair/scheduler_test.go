@@ -150,18 +150,20 @@ func TestSchedulerWorkConserving(t *testing.T) {
 		r()
 		r() // idempotent
 	}
-	if st := s.Stats(); st.Used != 0 || st.Tenants != 0 {
+	if st := s.Stats(); st.Used != 0 || st.Waiting != 0 {
 		t.Fatalf("after release: %+v", st)
 	}
 }
 
-// TestSchedulerTenantCap: with TenantSlots below Slots, one tenant cannot
-// take the headroom, and another tenant gets it at once.
+// TestSchedulerTenantCap: while another tenant is active, one tenant
+// cannot take more than TenantSlots, and the headroom goes to the other at
+// once.
 func TestSchedulerTenantCap(t *testing.T) {
 	t.Parallel()
-	s := newSched(t, &fair.SchedulerConfig{Slots: 3, TenantSlots: 2})
+	s := newSched(t, &fair.SchedulerConfig{Slots: 4, TenantSlots: 2, Linger: time.Hour})
 	ctx := context.Background()
-	h := tn("heavy", "free")
+	l, h := tn("light", "free"), tn("heavy", "enterprise")
+	rl1, _ := s.Acquire(ctx, l, 1) // light is active
 	r1, _ := s.Acquire(ctx, h, 1)
 	r2, _ := s.Acquire(ctx, h, 1)
 	got := make(chan func())
@@ -172,15 +174,20 @@ func TestSchedulerTenantCap(t *testing.T) {
 		}
 	}()
 	waitFor(t, func() bool { return s.Stats().Waiting == 1 })
+	if st := s.Stats(); st.Used != 3 {
+		t.Fatalf("heavy went past its cap: %+v", st)
+	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rl, err := s.Acquire(lctx, tn("light", "free"), 1)
+	rl2, err := s.Acquire(lctx, l, 1)
 	if err != nil {
-		t.Fatalf("light blocked by heavy's cap: %v", err)
+		t.Fatalf("light blocked by heavy: %v", err)
 	}
-	rl()
+	rl2()
+	rl1()
+	// light stays "active" for Linger: heavy's third request still waits.
 	if s.Stats().Waiting != 1 {
-		t.Fatal("heavy's third request ran past its cap")
+		t.Fatal("heavy's third request ran past its cap while light lingers")
 	}
 	r1()
 	(<-got)()

@@ -2,8 +2,8 @@ package local
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -184,7 +184,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 		}
 	}()
 
-	h := md5.New()
+	h := sha256.New()
 	n, err := s.writeBody(ctx, f, h, r)
 	if err != nil {
 		return blob.Info{}, err
@@ -192,7 +192,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 	if opts.Size >= 0 && n != opts.Size {
 		return blob.Info{}, blob.ErrSizeMismatch
 	}
-	hdr := header{ContentType: blob.ContentTypeOrDefault(opts.ContentType), ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `"`}
+	hdr := header{ContentType: blob.ContentTypeOrDefault(opts.ContentType), ETag: `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`}
 	if err := writeHeader(f, hdr); err != nil {
 		return blob.Info{}, err
 	}
