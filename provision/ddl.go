@@ -135,7 +135,7 @@ ORDER BY c.relname`, schema)
 }
 
 // tenantPredicate is the row-level security predicate of the shared and
-// sharded models. NULLIF turns the ” a reused connection reports after an
+// sharded models. NULLIF turns the empty string a reused connection reports after an
 // earlier transaction's set_config(..., true) into NULL, and a comparison
 // with NULL is never true: no tenant means no rows and no writes.
 const tenantPredicate = `tenant_id = NULLIF(current_setting('tenantry.tenant_id', true), '')::uuid`

@@ -622,3 +622,39 @@ func dropTemplate(b *testBundle, name string) {
 	_, _ = conn.Exec(ctx, "ALTER DATABASE "+q+" WITH IS_TEMPLATE false")
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)")
 }
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	store, err := catalog.NewStore(tenantrytest.Pool(t, tenantrytest.NewDatabase(t)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.Demo(ctx, newProvisioner(t, store, testConfig(testDDL)), actor); err == nil {
+		t.Fatal("Demo without clusters succeeded")
+	}
+	register(t, store, "main", tenantrytest.Shared(t), catalog.RolePrimary, "")
+	p := newProvisioner(t, store, testConfig(testDDL))
+	t.Cleanup(func() {
+		for _, d := range provision.DemoTenants {
+			_ = p.Deprovision(context.Background(), actor, d.Slug)
+		}
+	})
+	for range 2 { // idempotent
+		tenants, err := provision.Demo(ctx, p, actor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tn := range tenants {
+			if d := provision.DemoTenants[i]; tn.Slug != d.Slug || tn.Placement.Model != d.Model {
+				t.Fatalf("demo tenant %d: %s on %+v, want %s on %s", i, tn.Slug, tn.Placement, d.Slug, d.Model)
+			}
+		}
+		if tenants[1].Placement.Cluster != provision.DemoShardCluster {
+			t.Fatalf("sharded demo tenant on %s", tenants[1].Placement.Cluster)
+		}
+	}
+}
