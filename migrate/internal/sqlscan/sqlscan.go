@@ -2,7 +2,7 @@
 // into tokens, well enough for the migration runner (which must send
 // statements that cannot run in a transaction one at a time) and the safety
 // lint (which matches token sequences). It is a lexer, not a parser: it knows
-// comments (nested /* */ too), string literals ('', E'', U&''), quoted
+// comments (nested /* */ too), string literals (”, E”, U&”), quoted
 // identifiers and dollar quoting, so a semicolon or keyword inside any of
 // them is never mistaken for SQL. SQL-standard function bodies (BEGIN ATOMIC
 // ... END) are not recognised; write function bodies with dollar quoting.
