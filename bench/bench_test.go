@@ -3,6 +3,7 @@ package bench_test
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,19 +44,43 @@ func TestRunSmall(t *testing.T) {
 }
 
 // EnvBench enables BenchmarkDataPlane, which provisions thousands of tenants
-// and runs for minutes: TENANTRY_BENCH=1 go test -run '^$' -bench DataPlane
-// -benchtime 1x ./bench/. TENANTRY_BENCH_TENANTS overrides the tenants per
-// model (default 1000).
+// and runs for minutes:
+//
+//	TENANTRY_BENCH=1 go test -run '^$' -bench DataPlane -benchtime 1x -timeout 60m ./bench/
+//
+// Optional overrides: TENANTRY_BENCH_TENANTS (tenants per model, default
+// 1000), TENANTRY_BENCH_MODELS (comma-separated, default all),
+// TENANTRY_BENCH_ZIPF (default 1.1), TENANTRY_BENCH_DB_CONNS (connections per
+// tenant database, default 2), TENANTRY_BENCH_ROUNDS (default 5).
 const EnvBench = "TENANTRY_BENCH"
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	return n
+}
 
 func BenchmarkDataPlane(b *testing.B) {
 	if os.Getenv(EnvBench) == "" {
 		b.Skip("set " + EnvBench + "=1 to run the data-plane benchmark (minutes, thousands of databases)")
 	}
-	n := bench.DefaultTenants
-	if v := os.Getenv("TENANTRY_BENCH_TENANTS"); v != "" {
+	n := envInt(b, "TENANTRY_BENCH_TENANTS", bench.DefaultTenants)
+	var models []tenant.Model
+	if v := os.Getenv("TENANTRY_BENCH_MODELS"); v != "" {
+		for _, m := range strings.Split(v, ",") {
+			models = append(models, tenant.Model(m))
+		}
+	}
+	zipf := bench.DefaultZipf
+	if v := os.Getenv("TENANTRY_BENCH_ZIPF"); v != "" {
 		var err error
-		if n, err = strconv.Atoi(v); err != nil {
+		if zipf, err = strconv.ParseFloat(v, 64); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,7 +89,11 @@ func BenchmarkDataPlane(b *testing.B) {
 			PrimaryURL: tenantrytest.Cluster(b, "bench").AdminURL(),
 			ShardURLs: []string{tenantrytest.Cluster(b, "bench-shard-1").AdminURL(),
 				tenantrytest.Cluster(b, "bench-shard-2").AdminURL()},
-			Tenants: map[tenant.Model]int{tenant.ModelShared: n, tenant.ModelSharded: n, tenant.ModelSchema: n, tenant.ModelDatabase: n},
+			Tenants:       map[tenant.Model]int{tenant.ModelShared: n, tenant.ModelSharded: n, tenant.ModelSchema: n, tenant.ModelDatabase: n},
+			Models:        models,
+			Zipf:          zipf,
+			TenantDBConns: envInt(b, "TENANTRY_BENCH_DB_CONNS", bench.DefaultTenantDBConns),
+			Rounds:        envInt(b, "TENANTRY_BENCH_ROUNDS", bench.DefaultRounds),
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -67,7 +67,9 @@ type testBundle struct {
 
 // setup returns a fresh catalog with the shared server as primary cluster
 // "main" and two shard clusters, and a provisioner over it.
-func setup(t *testing.T) *testBundle {
+func setup(t *testing.T) *testBundle { return setupB(t) }
+
+func setupB(t testing.TB) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	store, err := catalog.NewStore(tenantrytest.Pool(t, tenantrytest.NewDatabase(t)), nil)
@@ -88,7 +90,7 @@ func setup(t *testing.T) *testBundle {
 	return b
 }
 
-func newProvisioner(t *testing.T, store *catalog.Store, cfg *provision.Config) *provision.Provisioner {
+func newProvisioner(t testing.TB, store *catalog.Store, cfg *provision.Config) *provision.Provisioner {
 	t.Helper()
 	p, err := provision.New(store, cfg)
 	if err != nil {
@@ -98,7 +100,7 @@ func newProvisioner(t *testing.T, store *catalog.Store, cfg *provision.Config) *
 	return p
 }
 
-func register(t *testing.T, store *catalog.Store, name string, s *tenantrytest.Server, role, region string) {
+func register(t testing.TB, store *catalog.Store, name string, s *tenantrytest.Server, role, region string) {
 	t.Helper()
 	if _, err := store.CreateCluster(t.Context(), actor, catalog.Cluster{Name: name, ConnString: s.AdminURL(), Role: role, Region: region}); err != nil {
 		t.Fatal(err)
