@@ -211,7 +211,9 @@ func (s *Store) Presign(ctx context.Context, key string, opts blob.PresignOption
 // scheduledReader reads the upload body in chunks. It reads a chunk from the
 // client without holding anything, then waits for the tenant's token bucket
 // and for a scheduler slot, and holds the slot while the inner store
-// consumes the chunk (until its next Read).
+// consumes the chunk (until its next Read). At the end of the body it takes
+// a slot once more and holds it until the inner Put returns, so that the
+// store's final work (an fsync, a multipart completion) is scheduled too.
 type scheduledReader struct {
 	ctx   context.Context
 	r     io.Reader
@@ -220,6 +222,16 @@ type scheduledReader struct {
 	lim   *rate.Limiter
 	chunk int
 	held  func()
+	// finishing: EOF was seen and a slot taken for the store's final work;
+	// keep: hold that slot across further Reads until Put returns.
+	finishing, keep bool
+}
+
+// releaseChunk gives back the slot of the previous chunk (not the final one).
+func (r *scheduledReader) releaseChunk() {
+	if !r.keep {
+		r.release()
+	}
 }
 
 func (r *scheduledReader) release() {
@@ -230,11 +242,24 @@ func (r *scheduledReader) release() {
 }
 
 func (r *scheduledReader) Read(p []byte) (int, error) {
-	r.release()
+	r.releaseChunk()
+	if r.finishing {
+		return 0, io.EOF
+	}
 	if len(p) > r.chunk {
 		p = p[:r.chunk]
 	}
 	n, err := r.r.Read(p)
+	if n == 0 && err == io.EOF && r.sched != nil && !r.finishing {
+		r.finishing = true
+		rel, serr := r.sched.Acquire(r.ctx, r.t, int64(r.chunk))
+		if serr != nil {
+			return 0, serr
+		}
+		r.held = rel
+		r.keep = true
+		return 0, io.EOF
+	}
 	if n > 0 {
 		if r.lim != nil {
 			if werr := r.lim.WaitN(r.ctx, n); werr != nil {

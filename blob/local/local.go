@@ -49,6 +49,11 @@ type Config struct {
 	// false: a Put that returned survives a crash. Tests and benchmarks on
 	// throwaway directories may set it.
 	NoSync bool
+	// SyncEvery flushes an object being written to disk every SyncEvery
+	// bytes, so a large upload reaches the disk steadily instead of in one
+	// burst at its end, which would stall every other writer's fsync behind
+	// it. Ignored with NoSync. Default 4 MiB.
+	SyncEvery int64
 	// DirMode is the permission of directories it creates. Default 0o750.
 	DirMode fs.FileMode
 	// FileMode is the permission of object files. Default 0o640.
@@ -63,6 +68,9 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if out.DirMode == 0 {
 		out.DirMode = 0o750
+	}
+	if out.SyncEvery == 0 {
+		out.SyncEvery = 4 << 20
 	}
 	if out.FileMode == 0 {
 		out.FileMode = 0o640
@@ -228,7 +236,7 @@ func (s *Store) writeBody(ctx context.Context, f *os.File, h hash.Hash, r io.Rea
 		return 0, err
 	}
 	buf := make([]byte, 256<<10)
-	var n int64
+	var n, unsynced int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
@@ -240,6 +248,13 @@ func (s *Store) writeBody(ctx context.Context, f *os.File, h hash.Hash, r io.Rea
 			}
 			h.Write(buf[:m])
 			n += int64(m)
+			unsynced += int64(m)
+			if !s.cfg.NoSync && unsynced >= s.cfg.SyncEvery {
+				if err := f.Sync(); err != nil {
+					return n, fmt.Errorf("local: sync: %w", err)
+				}
+				unsynced = 0
+			}
 		}
 		if rerr == io.EOF {
 			return n, nil
