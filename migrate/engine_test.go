@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -196,20 +197,43 @@ func TestBaselineAdoptsTargetsWithoutLedger(t *testing.T) {
 	f.src = loadSource(t, nil)
 	tn := f.addTenant("legacy", tenant.ModelSchema, 2, 5)
 	ctx := context.Background()
-	// A target built by other means: the same tables, no ledger.
+	// A target built by other means: the same tables, no ledger; and
+	// provisioning's default privileges that would give an application
+	// role DML on every new table of the schema.
+	app := f.prefix + "_app"
 	err := f.withTarget("main", tn.Placement.Database, tn.Placement.Schema, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, `DROP TABLE tenantry_migration`)
+		_, err := conn.Exec(ctx, `DROP TABLE tenantry_migration; CREATE ROLE `+app+` NOLOGIN;
+ALTER DEFAULT PRIVILEGES FOR ROLE tenantry_owner IN SCHEMA `+tn.Placement.Schema+` GRANT ALL ON TABLES TO `+app)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		_ = f.withTarget("main", tn.Placement.Database, tn.Placement.Schema, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(context.Background(), `DROP OWNED BY `+app+`; DROP ROLE `+app)
+			return err
+		})
+	})
 	rep, err := f.engine(&migrate.Config{Baseline: 2}).Up(ctx, migrate.RunOptions{Actor: "alice"})
 	if err != nil || rep.StepsApplied != 2 {
 		t.Fatalf("baseline up: %+v %v", rep, err)
 	}
 	if st := f.inspect("main", tn.Placement.Database, tn.Placement.Schema); st.version != 4 || st.effects[2] != 1 || st.effects[3] != 1 {
 		t.Fatalf("adopted target: %+v", st)
+	}
+	// The application role may read the ledger, not write it.
+	err = f.withTarget("main", tn.Placement.Database, tn.Placement.Schema, func(conn *pgx.Conn) error {
+		var read, write, notes bool
+		err := conn.QueryRow(ctx, `SELECT has_table_privilege($1, 'tenantry_migration', 'SELECT'),
+    has_table_privilege($1, 'tenantry_migration', 'INSERT, UPDATE, DELETE, TRUNCATE'), has_table_privilege($1, 'step_effect', 'SELECT')`, app).Scan(&read, &write, &notes)
+		if err == nil && (!read || write) {
+			err = fmt.Errorf("ledger privileges of the application role: read %v, write %v", read, write)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

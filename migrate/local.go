@@ -69,6 +69,27 @@ func ensureLedger(ctx context.Context, q querier, schema string) (bool, error) {
 	if _, err := q.Exec(ctx, fmt.Sprintf(ledgerDDL, table)); err != nil {
 		return false, fmt.Errorf("create ledger %s: %w", table, err)
 	}
+	// Default privileges of the schema (provisioning grants the runtime and
+	// tenant roles DML on every table the owner creates) would let
+	// application code rewrite the ledger; it may only read it.
+	rows, err := q.Query(ctx, `SELECT DISTINCT pg_get_userbyid(a.grantee) FROM pg_class c, aclexplode(c.relacl) a
+WHERE c.oid = $1::regclass AND a.grantee <> c.relowner AND a.grantee <> 0 AND a.privilege_type <> 'SELECT'`, table)
+	if err != nil {
+		return false, fmt.Errorf("ledger %s privileges: %w", table, err)
+	}
+	grantees, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, fmt.Errorf("ledger %s privileges: %w", table, err)
+	}
+	for _, g := range grantees {
+		role, err := sqlident.Quote(g)
+		if err != nil {
+			return false, err
+		}
+		if _, err := q.Exec(ctx, `REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON `+table+` FROM `+role); err != nil {
+			return false, fmt.Errorf("ledger %s: revoke from %s: %w", table, g, err)
+		}
+	}
 	return true, nil
 }
 

@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) != "" {
 		os.Exit(crashChild())
 	}
+	if os.Getenv(benchChildEnv) != "" {
+		os.Exit(benchChild())
+	}
 	tenantrytest.Main(m)
 }
