@@ -20,6 +20,7 @@ import (
 
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/blob/blobtest"
+	"github.com/tenantry/tenantry/blob/fair"
 	"github.com/tenantry/tenantry/blob/s3"
 	"github.com/tenantry/tenantry/internal/versitygw"
 	"github.com/tenantry/tenantry/tenant"
@@ -171,6 +172,35 @@ func TestConformance(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestConformanceFair runs the suite through the fair wrapper, whose
+// chunked, scheduled reader feeds the multipart path.
+func TestConformanceFair(t *testing.T) {
+	t.Parallel()
+	srv := versitygw.Start(t)
+	sched, err := fair.NewScheduler(&fair.SchedulerConfig{Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixtures sync.Map
+	blobtest.Run(t, blobtest.Harness{
+		NewStore: func(t *testing.T) blob.Store {
+			f := newFixture(t, srv, tenantCreds, s3.MinPartSize)
+			fs, err := fair.New(f.store, &fair.Config{Scheduler: sched, ChunkSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fixtures.Store(blob.Store(fs), f)
+			return fs
+		},
+		RawNames: func(t *testing.T, s blob.Store) []string {
+			f, _ := fixtures.Load(s)
+			return f.(*fixture).rawNames(t)
+		},
+		LargeSize:     2*s3.MinPartSize + 1,
+		NoKeyAndChild: true,
+	})
 }
 
 func isAccessDenied(err error) bool {
