@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +90,12 @@ func dbName(t testing.TB, url string) string {
 // tenants are added with addTenant. poolCfg may be nil.
 func setup(t testing.TB, poolCfg *pool.Config) *testBundle {
 	t.Helper()
+	return setupBudget(t, poolCfg, 20)
+}
+
+// setupBudget is setup with a cluster budget of budget connections.
+func setupBudget(t testing.TB, poolCfg *pool.Config, budget int) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	b := &testBundle{
 		admin:   tenantrytest.Pool(t, tenantrytest.ServerURL(t)),
@@ -104,7 +113,7 @@ func setup(t testing.TB, poolCfg *pool.Config) *testBundle {
 	if _, err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.CreateCluster(ctx, actor, catalog.Cluster{Name: cluster, ConnString: tenantrytest.ServerURL(t), MaxConns: 20}); err != nil {
+	if _, err := store.CreateCluster(ctx, actor, catalog.Cluster{Name: cluster, ConnString: tenantrytest.ServerURL(t), MaxConns: budget}); err != nil {
 		t.Fatal(err)
 	}
 	cache, err := catalog.NewCache(store, nil)
@@ -257,3 +266,28 @@ func (b *testBundle) inUse() int {
 	}
 	return n
 }
+
+// parallel runs f on every item with n workers and returns the first error.
+func parallel(n int, items []string, f func(string) error) error {
+	ch := make(chan string)
+	errs := make(chan error, len(items))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for it := range ch {
+				if err := f(it); err != nil {
+					errs <- fmt.Errorf("%s: %w", it, err)
+				}
+			}
+		})
+	}
+	for _, it := range items {
+		ch <- it
+	}
+	close(ch)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
