@@ -151,6 +151,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		"--health", "/health",
 		"--quiet",
 		"posix", data)
+	s.cmd.SysProcAttr = sysProcAttr()
 	s.cmd.Stdout = &syncWriter{b: s.log}
 	s.cmd.Stderr = s.cmd.Stdout
 	if err := s.cmd.Start(); err != nil {
