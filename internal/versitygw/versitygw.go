@@ -5,7 +5,7 @@
 // The binary is not vendored; .ci/install-versitygw.sh installs it. Start
 // looks for it in $TENANTRY_VERSITYGW, $PATH, $(go env GOPATH)/bin and
 // ${XDG_CACHE_HOME:-~/.cache}/tenantry/bin, and skips the test with a loud
-// message when it is in none of them.
+// message when it is in none of them (fails it when CI=true).
 //
 //	srv := versitygw.Start(t)
 //	// srv.Endpoint, srv.RootAccess, srv.RootSecret
@@ -108,6 +108,11 @@ func Start(tb testing.TB) *Server {
 			"* Install it with: bash .ci/install-versitygw.sh\n"+
 			"************************************************************", err)
 		fmt.Fprintln(os.Stderr, msg)
+		if os.Getenv("CI") == "true" {
+			// CI installs it (.ci/run); a skip there would hide a broken
+			// install step behind a green run.
+			tb.Fatal("versitygw is required when CI=true: " + err.Error())
+		}
 		tb.Skip(msg)
 	}
 	var lastErr error
