@@ -142,11 +142,11 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, key string) error 
 		return err
 	}
 	size := r.ContentLength // -1 when unknown (chunked)
-	if max := h.cfg.MaxUploadSize; max > 0 {
-		if size > max {
-			return &LimitError{Limit: LimitObjectSize, Max: max, Requested: size}
+	if limit := h.cfg.MaxUploadSize; limit > 0 {
+		if size > limit {
+			return &LimitError{Limit: LimitObjectSize, Max: limit, Requested: size}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	info, err := h.store.Put(r.Context(), key, r.Body, PutOptions{Size: size, ContentType: r.Header.Get("Content-Type")})
 	if err != nil {
@@ -253,8 +253,8 @@ func (h *Handler) presign(w http.ResponseWriter, r *http.Request, key string) er
 		if err != nil || n < 0 {
 			return problem.New(http.StatusBadRequest, "invalid_parameter", "a presigned PUT needs size, the exact upload length in bytes.")
 		}
-		if max := h.cfg.MaxUploadSize; max > 0 && n > max {
-			return &LimitError{Limit: LimitObjectSize, Max: max, Requested: n}
+		if limit := h.cfg.MaxUploadSize; limit > 0 && n > limit {
+			return &LimitError{Limit: LimitObjectSize, Max: limit, Requested: n}
 		}
 		opts.Size = n
 	}

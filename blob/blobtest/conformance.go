@@ -71,7 +71,7 @@ func Run(t *testing.T, h Harness) {
 	}
 }
 
-func put(t *testing.T, s blob.Store, ctx context.Context, key string, data []byte) blob.Info {
+func put(ctx context.Context, t *testing.T, s blob.Store, key string, data []byte) blob.Info {
 	t.Helper()
 	info, err := s.Put(ctx, key, bytes.NewReader(data), blob.PutOptions{Size: int64(len(data)), ContentType: "text/plain"})
 	if err != nil {
@@ -80,7 +80,7 @@ func put(t *testing.T, s blob.Store, ctx context.Context, key string, data []byt
 	return info
 }
 
-func get(t *testing.T, s blob.Store, ctx context.Context, key string) ([]byte, blob.Info) {
+func get(ctx context.Context, t *testing.T, s blob.Store, key string) ([]byte, blob.Info) {
 	t.Helper()
 	obj, err := s.Get(ctx, key)
 	if err != nil {
@@ -104,11 +104,11 @@ func testPutGet(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
 	data := []byte("hello, tenant")
-	info := put(t, s, ctx, "docs/hello.txt", data)
+	info := put(ctx, t, s, "docs/hello.txt", data)
 	if info.Key != "docs/hello.txt" || info.Size != int64(len(data)) || info.ETag == "" {
 		t.Fatalf("Put info = %+v", info)
 	}
-	got, ginfo := get(t, s, ctx, "docs/hello.txt")
+	got, ginfo := get(ctx, t, s, "docs/hello.txt")
 	if !bytes.Equal(got, data) {
 		t.Fatalf("Get = %q, want %q", got, data)
 	}
@@ -137,9 +137,9 @@ func testPutGet(t *testing.T, h Harness) {
 func testOverwrite(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "k", []byte("first version"))
-	put(t, s, ctx, "k", []byte("second"))
-	if got, _ := get(t, s, ctx, "k"); string(got) != "second" {
+	put(ctx, t, s, "k", []byte("first version"))
+	put(ctx, t, s, "k", []byte("second"))
+	if got, _ := get(ctx, t, s, "k"); string(got) != "second" {
 		t.Fatalf("after overwrite: %q", got)
 	}
 }
@@ -147,8 +147,8 @@ func testOverwrite(t *testing.T, h Harness) {
 func testEmpty(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "empty", nil)
-	got, info := get(t, s, ctx, "empty")
+	put(ctx, t, s, "empty", nil)
+	got, info := get(ctx, t, s, "empty")
 	if len(got) != 0 || info.Size != 0 {
 		t.Fatalf("empty object: %d bytes, info %+v", len(got), info)
 	}
@@ -178,19 +178,19 @@ func testKeyAndChild(t *testing.T, h Harness) {
 	}
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "a", []byte("parent"))
-	put(t, s, ctx, "a/b", []byte("child"))
-	put(t, s, ctx, "a.dir", []byte("suffix-looking"))
-	put(t, s, ctx, "a.obj/c", []byte("suffix-looking dir"))
+	put(ctx, t, s, "a", []byte("parent"))
+	put(ctx, t, s, "a/b", []byte("child"))
+	put(ctx, t, s, "a.dir", []byte("suffix-looking"))
+	put(ctx, t, s, "a.obj/c", []byte("suffix-looking dir"))
 	for k, want := range map[string]string{"a": "parent", "a/b": "child", "a.dir": "suffix-looking", "a.obj/c": "suffix-looking dir"} {
-		if got, _ := get(t, s, ctx, k); string(got) != want {
+		if got, _ := get(ctx, t, s, k); string(got) != want {
 			t.Errorf("Get(%q) = %q, want %q", k, got, want)
 		}
 	}
 	if err := s.Delete(ctx, "a/b"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := get(t, s, ctx, "a"); string(got) != "parent" {
+	if got, _ := get(ctx, t, s, "a"); string(got) != "parent" {
 		t.Errorf("parent after deleting child: %q", got)
 	}
 }
@@ -203,10 +203,10 @@ func testUnicodeKeys(t *testing.T, h Harness) {
 		if err := blob.ValidateKey(k); err != nil {
 			t.Fatalf("ValidateKey(%q): %v", k, err)
 		}
-		put(t, s, ctx, k, []byte(k))
+		put(ctx, t, s, k, []byte(k))
 	}
 	for _, k := range keys {
-		if got, _ := get(t, s, ctx, k); string(got) != k {
+		if got, _ := get(ctx, t, s, k); string(got) != k {
 			t.Errorf("Get(%q) = %q", k, got)
 		}
 	}
@@ -237,7 +237,7 @@ func testList(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
 	for _, k := range []string{"photos/2024/b.jpg", "photos/2024/a.jpg", "photos/2025/c.jpg", "photo.jpg", "photos-old/d.jpg", "docs/x.txt"} {
-		put(t, s, ctx, k, []byte(k))
+		put(ctx, t, s, k, []byte(k))
 	}
 	for _, tc := range []struct {
 		prefix string
@@ -274,7 +274,7 @@ func testListPages(t *testing.T, h Harness) {
 	for i := range 7 {
 		k := fmt.Sprintf("p/%02d", i)
 		want = append(want, k)
-		put(t, s, ctx, k, []byte("x"))
+		put(ctx, t, s, k, []byte("x"))
 	}
 	var got []string
 	after := ""
@@ -303,7 +303,7 @@ func testListPages(t *testing.T, h Harness) {
 func testSizeMismatch(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "k", []byte("original"))
+	put(ctx, t, s, "k", []byte("original"))
 	for _, tc := range []struct {
 		body string
 		size int64
@@ -312,7 +312,7 @@ func testSizeMismatch(t *testing.T, h Harness) {
 		if !errors.Is(err, blob.ErrSizeMismatch) {
 			t.Errorf("Put %d bytes declared %d: %v, want ErrSizeMismatch", len(tc.body), tc.size, err)
 		}
-		if got, _ := get(t, s, ctx, "k"); string(got) != "original" {
+		if got, _ := get(ctx, t, s, "k"); string(got) != "original" {
 			t.Errorf("after mismatched Put: %q", got)
 		}
 	}
@@ -336,13 +336,13 @@ func (r *failingReader) Read(p []byte) (int, error) {
 func testFailedPut(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "k", []byte("original"))
+	put(ctx, t, s, "k", []byte("original"))
 	for _, n := range []int{0, 1000, h.LargeSize} {
 		_, err := s.Put(ctx, "k", &failingReader{n: n}, blob.PutOptions{Size: -1})
 		if !errors.Is(err, errInjected) {
 			t.Errorf("Put failing after %d bytes: %v, want the reader's error", n, err)
 		}
-		if got, _ := get(t, s, ctx, "k"); string(got) != "original" {
+		if got, _ := get(ctx, t, s, "k"); string(got) != "original" {
 			t.Errorf("after failed Put: %d bytes", len(got))
 		}
 	}
@@ -355,7 +355,7 @@ func testFailedPut(t *testing.T, h Harness) {
 	if _, err := s.Stat(ctx, "never"); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("failed Put of a new key left an object: %v", err)
 	}
-	checkOnlyKeys(t, h, s, ctx, "k")
+	checkOnlyKeys(ctx, t, h, s, "k")
 }
 
 // cancellingReader cancels the request's context after n bytes.
@@ -378,13 +378,13 @@ func (r *cancellingReader) Read(p []byte) (int, error) {
 func testCancelledPut(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, _ := NewTenant(t, "free")
-	put(t, s, ctx, "k", []byte("original"))
+	put(ctx, t, s, "k", []byte("original"))
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if _, err := s.Put(cctx, "k", &cancellingReader{n: 100 << 10, cancel: cancel}, blob.PutOptions{Size: -1}); err == nil {
 		t.Fatal("cancelled Put succeeded")
 	}
-	if got, _ := get(t, s, ctx, "k"); string(got) != "original" {
+	if got, _ := get(ctx, t, s, "k"); string(got) != "original" {
 		t.Errorf("after cancelled Put: %d bytes", len(got))
 	}
 }
@@ -406,7 +406,7 @@ func testLarge(t *testing.T, h Harness, known bool) {
 	if info.Size != int64(len(data)) {
 		t.Fatalf("Put size %d, want %d", info.Size, len(data))
 	}
-	got, ginfo := get(t, s, ctx, "big.bin")
+	got, ginfo := get(ctx, t, s, "big.bin")
 	if !bytes.Equal(got, data) {
 		t.Fatalf("large object differs (%d vs %d bytes)", len(got), len(data))
 	}
@@ -432,11 +432,11 @@ func testConcurrentPuts(t *testing.T, h Harness) {
 		})
 	}
 	wg.Wait()
-	got, _ := get(t, s, ctx, "race")
+	got, _ := get(ctx, t, s, "race")
 	if !slices.ContainsFunc(versions, func(v []byte) bool { return bytes.Equal(v, got) }) {
 		t.Fatalf("object after concurrent Puts is none of the versions (%d bytes)", len(got))
 	}
-	checkOnlyKeys(t, h, s, ctx, "race")
+	checkOnlyKeys(ctx, t, h, s, "race")
 }
 
 func testNoTenant(t *testing.T, h Harness) {
@@ -469,7 +469,7 @@ func testNoTenant(t *testing.T, h Harness) {
 func testReadOnly(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	ctx, tn := NewTenant(t, "free")
-	put(t, s, ctx, "k", []byte("kept"))
+	put(ctx, t, s, "k", []byte("kept"))
 	ro := *tn
 	ro.State = tenant.StateReadOnly
 	rctx := WithTenant(context.Background(), &ro)
@@ -479,7 +479,7 @@ func testReadOnly(t *testing.T, h Harness) {
 	if err := s.Delete(rctx, "k"); !errors.Is(err, blob.ErrReadOnly) {
 		t.Errorf("Delete: %v", err)
 	}
-	if got, _ := get(t, s, rctx, "k"); string(got) != "kept" {
+	if got, _ := get(rctx, t, s, "k"); string(got) != "kept" {
 		t.Errorf("read-only tenant cannot read: %q", got)
 	}
 }
@@ -489,7 +489,7 @@ func testHostileKeys(t *testing.T, h Harness) {
 	ctx, tn := NewTenant(t, "free")
 	// A victim object in another tenant, which the hostile keys aim at.
 	vctx, victim := NewTenant(t, "free")
-	put(t, s, vctx, "secret", []byte("victim's"))
+	put(vctx, t, s, "secret", []byte("victim's"))
 	for _, hk := range HostileKeys() {
 		t.Run(hk.Name, func(t *testing.T) {
 			key := strings.ReplaceAll(hk.Key, "00000000-0000-4000-8000-000000000000", victim.ID)
@@ -516,17 +516,17 @@ func testHostileKeys(t *testing.T, h Harness) {
 		})
 	}
 	t.Cleanup(func() {
-		if got, _ := get(t, s, vctx, "secret"); string(got) != "victim's" {
+		if got, _ := get(vctx, t, s, "secret"); string(got) != "victim's" {
 			t.Errorf("victim's object changed: %q", got)
 		}
-		checkOnlyKeys(t, h, s, ctx)
+		checkOnlyKeys(ctx, t, h, s)
 		_ = tn
 	})
 }
 
 // checkOnlyKeys checks that the tenant of ctx holds exactly keys, through
 // List and, when the harness can, in the raw backend.
-func checkOnlyKeys(t *testing.T, h Harness, s blob.Store, ctx context.Context, keys ...string) {
+func checkOnlyKeys(ctx context.Context, t *testing.T, h Harness, s blob.Store, keys ...string) {
 	t.Helper()
 	page, err := s.List(ctx, blob.ListOptions{})
 	if err != nil {

@@ -16,8 +16,8 @@ func testCrossTenant(t *testing.T, h Harness) {
 	s := h.NewStore(t)
 	actx, a := NewTenant(t, "free")
 	bctx, b := NewTenant(t, "free")
-	put(t, s, actx, "shared-name.txt", []byte("a's data"))
-	put(t, s, actx, "dir/private.txt", []byte("a's private"))
+	put(actx, t, s, "shared-name.txt", []byte("a's data"))
+	put(actx, t, s, "dir/private.txt", []byte("a's private"))
 
 	// Keys b might try, all relative to b's own prefix.
 	probes := []string{
@@ -48,19 +48,19 @@ func testCrossTenant(t *testing.T, h Harness) {
 		}
 	}
 	// b writes under the same names: a's objects stay a's.
-	put(t, s, bctx, "shared-name.txt", []byte("b's data"))
-	put(t, s, bctx, "dir/private.txt", []byte("b's own"))
-	if got, _ := get(t, s, actx, "shared-name.txt"); string(got) != "a's data" {
+	put(bctx, t, s, "shared-name.txt", []byte("b's data"))
+	put(bctx, t, s, "dir/private.txt", []byte("b's own"))
+	if got, _ := get(actx, t, s, "shared-name.txt"); string(got) != "a's data" {
 		t.Errorf("a's object after b's Put: %q", got)
 	}
-	if got, _ := get(t, s, bctx, "shared-name.txt"); string(got) != "b's data" {
+	if got, _ := get(bctx, t, s, "shared-name.txt"); string(got) != "b's data" {
 		t.Errorf("b's object: %q", got)
 	}
 	// b deletes its own: a's are untouched.
 	if err := s.Delete(bctx, "shared-name.txt"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := get(t, s, actx, "shared-name.txt"); string(got) != "a's data" {
+	if got, _ := get(actx, t, s, "shared-name.txt"); string(got) != "a's data" {
 		t.Errorf("a's object after b's Delete: %q", got)
 	}
 	// Listing a shows exactly a's keys.
@@ -71,8 +71,8 @@ func testCrossTenant(t *testing.T, h Harness) {
 	if got := keysOf(page); !slices.Equal(got, []string{"dir/private.txt", "shared-name.txt"}) {
 		t.Errorf("a lists %q", got)
 	}
-	checkOnlyKeys(t, h, s, actx, "dir/private.txt", "shared-name.txt")
-	checkOnlyKeys(t, h, s, bctx, "dir/private.txt")
+	checkOnlyKeys(actx, t, h, s, "dir/private.txt", "shared-name.txt")
+	checkOnlyKeys(bctx, t, h, s, "dir/private.txt")
 	if strings.HasPrefix(a.ID, b.ID) {
 		t.Fatal("tenant IDs collide")
 	}

@@ -188,7 +188,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 	defer func() {
 		if !committed {
 			f.Close()
-			tr.Remove(tmp)
+			_ = tr.Remove(tmp)
 		}
 	}()
 
@@ -507,7 +507,7 @@ func mapPathErr(err error) error {
 
 func syncDir(r *os.Root, dir string) {
 	if d, err := r.Open(dir); err == nil {
-		d.Sync()
+		_ = d.Sync() // best effort: the file itself was synced
 		d.Close()
 	}
 }

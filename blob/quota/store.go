@@ -51,7 +51,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 	if opts.Size >= 0 {
 		res, err = s.q.Reserve(ctx, t, max(opts.Size-oldSize, 0), newObjects)
 		if err == nil && res.limits.MaxObjectSize > 0 && opts.Size > res.limits.MaxObjectSize {
-			res.Release(context.WithoutCancel(ctx))
+			_ = res.Release(context.WithoutCancel(ctx)) // if it fails, it expires
 			return blob.Info{}, &blob.LimitError{Limit: blob.LimitObjectSize, Max: res.limits.MaxObjectSize, Requested: opts.Size}
 		}
 	} else {
@@ -64,7 +64,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 	info, err := s.inner.Put(ctx, key, cr, opts)
 	bg := context.WithoutCancel(ctx)
 	if err != nil {
-		res.Release(bg)
+		_ = res.Release(bg) // if it fails, it expires
 		return blob.Info{}, err
 	}
 	if err := res.Commit(bg, info.Size-oldSize, newObjects); err != nil {
@@ -151,7 +151,7 @@ func (s *Store) Presign(ctx context.Context, key string, opts blob.PresignOption
 		if err != nil {
 			return nil, err
 		}
-		defer res.Release(context.WithoutCancel(ctx))
+		defer func() { _ = res.Release(context.WithoutCancel(ctx)) }()
 		if l := res.limits.MaxObjectSize; l > 0 && opts.Size > l {
 			return nil, &blob.LimitError{Limit: blob.LimitObjectSize, Max: l, Requested: opts.Size}
 		}

@@ -103,10 +103,10 @@ func (c *Config) WithDefaults() *Config {
 func (c *Config) validate() error {
 	var errs []error
 	if c.Bucket == "" {
-		errs = append(errs, errors.New("Bucket is required"))
+		errs = append(errs, errors.New("missing Bucket"))
 	}
 	if c.AccessKey == "" || c.SecretKey == "" {
-		errs = append(errs, errors.New("AccessKey and SecretKey are required"))
+		errs = append(errs, errors.New("missing AccessKey or SecretKey"))
 	}
 	if c.PartSize < MinPartSize {
 		errs = append(errs, fmt.Errorf("PartSize %d is below the S3 minimum of %d", c.PartSize, MinPartSize))

@@ -124,10 +124,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts blob.PutO
 	buf := *bp
 
 	n, err := readFull(r, buf)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return blob.Info{}, err
 	}
-	if err == io.EOF { // the whole object is in buf
+	if errors.Is(err, io.EOF) { // the whole object is in buf
 		if opts.Size >= 0 && int64(n) != opts.Size {
 			return blob.Info{}, blob.ErrSizeMismatch
 		}
@@ -161,7 +161,7 @@ func (s *Store) multipart(ctx context.Context, tg target, key, name, ct string, 
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		tg.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{Bucket: &tg.bucket, Key: &name, UploadId: up.UploadId})
+		_, _ = tg.client.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{Bucket: &tg.bucket, Key: &name, UploadId: up.UploadId})
 	}()
 	var parts []types.CompletedPart
 	var total int64
@@ -180,13 +180,13 @@ func (s *Store) multipart(ctx context.Context, tg target, key, name, ct string, 
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
 		var rerr error
 		n, rerr = readFull(r, buf)
-		if rerr != nil && rerr != io.EOF {
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
 			return blob.Info{}, rerr
 		}
-		if rerr == io.EOF && n == 0 {
+		if errors.Is(rerr, io.EOF) && n == 0 {
 			break
 		}
-		if rerr == io.EOF { // last, short part
+		if errors.Is(rerr, io.EOF) { // last, short part
 			total += int64(n)
 			if size >= 0 && total != size {
 				return blob.Info{}, blob.ErrSizeMismatch

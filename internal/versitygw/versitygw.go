@@ -13,9 +13,9 @@ package versitygw
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,7 +69,7 @@ func find() (string, error) {
 		return p, nil
 	}
 	var dirs []string
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+	if out, err := exec.CommandContext(context.Background(), "go", "env", "GOPATH").Output(); err == nil {
 		for _, d := range filepath.SplitList(strings.TrimSpace(string(out))) {
 			dirs = append(dirs, filepath.Join(d, "bin"))
 		}
@@ -148,7 +148,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		DataDir:    data,
 		log:        &bytes.Buffer{},
 	}
-	s.cmd = exec.Command(bin,
+	s.cmd = exec.CommandContext(context.Background(), bin,
 		"--port", port,
 		"--access", s.RootAccess, "--secret", s.RootSecret,
 		"--region", s.Region,
@@ -162,26 +162,25 @@ func start(tb testing.TB, bin string) (*Server, error) {
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
-	exited := make(chan error, 1)
+	exited := make(chan error, 1) // buffered: Wait's goroutine never blocks
 	go func() { exited <- s.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
 		case err := <-exited:
-			return nil, fmt.Errorf("exited at start (%v): %s", err, s.cmd.Stdout.(*syncWriter).String())
+			return nil, fmt.Errorf("exited at start: %w: %s", err, s.cmd.Stdout.(*syncWriter).String())
 		default:
 		}
-		if resp, err := http.Get(s.Endpoint + "/health"); err == nil {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.Endpoint+"/health", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				go func() { <-exited }()
 				return s, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			s.cmd.Process.Kill()
-			<-exited
-			return nil, errors.New("not ready after 30s: " + s.cmd.Stdout.(*syncWriter).String())
+			_ = s.cmd.Process.Kill()
+			return nil, fmt.Errorf("not ready after 30s (%w): %s", <-exited, s.cmd.Stdout.(*syncWriter).String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -189,7 +188,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 
 func (s *Server) stop() {
 	if s.cmd.Process != nil {
-		s.cmd.Process.Kill()
+		_ = s.cmd.Process.Kill() // already gone is fine
 	}
 }
 
@@ -197,7 +196,8 @@ func (s *Server) stop() {
 func (s *Server) Log() string { return s.cmd.Stdout.(*syncWriter).String() }
 
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
