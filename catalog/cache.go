@@ -58,7 +58,8 @@ type Cache struct {
 	staleTimer *time.Timer // guarded by mu
 
 	subMu       sync.Mutex
-	subscribers []func(Change)
+	subscribers map[int]func(Change)
+	nextSub     int
 
 	started  atomic.Bool
 	cancel   context.CancelFunc
@@ -121,11 +122,22 @@ func (c *Cache) Stop() {
 }
 
 // Subscribe registers fn to be called, from the Cache's goroutine, after
-// every change it applies. fn must not block.
-func (c *Cache) Subscribe(fn func(Change)) {
+// every change it applies, and returns a function that unregisters it. fn
+// must not block.
+func (c *Cache) Subscribe(fn func(Change)) (unsubscribe func()) {
 	c.subMu.Lock()
-	c.subscribers = append(c.subscribers, fn)
-	c.subMu.Unlock()
+	defer c.subMu.Unlock()
+	if c.subscribers == nil {
+		c.subscribers = map[int]func(Change){}
+	}
+	id := c.nextSub
+	c.nextSub++
+	c.subscribers[id] = fn
+	return func() {
+		c.subMu.Lock()
+		delete(c.subscribers, id)
+		c.subMu.Unlock()
+	}
 }
 
 // Ready returns nil when the Cache can vouch for its contents.
@@ -340,12 +352,25 @@ func (c *Cache) reload(ctx context.Context) error {
 		cl[x.Name] = x
 	}
 	c.mu.Lock()
-	old := c.byID
+	old, oldClusters := c.byID, c.clusters
 	c.bySlug, c.byID, c.byDomain, c.clusters = bySlug, byID, byDomain, cl
 	c.mu.Unlock()
 	c.loaded.Store(true)
 
+	// Publish what differs from before, clusters included, so a change
+	// missed while the notification connection was down still reaches
+	// subscribers (the pool manager retires pools of a changed cluster).
 	var changes []Change
+	for name, x := range cl {
+		if prev := oldClusters[name]; prev == nil || prev.Version != x.Version {
+			changes = append(changes, Change{Cluster: name})
+		}
+	}
+	for name := range oldClusters {
+		if cl[name] == nil {
+			changes = append(changes, Change{Cluster: name})
+		}
+	}
 	for id, t := range byID {
 		if prev := old[id]; prev == nil || prev.Version != t.Version {
 			changes = append(changes, Change{Before: prev, After: t})
@@ -419,7 +444,10 @@ func (c *Cache) publish(changes ...Change) {
 		return
 	}
 	c.subMu.Lock()
-	subs := slices.Clone(c.subscribers)
+	subs := make([]func(Change), 0, len(c.subscribers))
+	for _, fn := range c.subscribers {
+		subs = append(subs, fn)
+	}
 	c.subMu.Unlock()
 	for _, ch := range changes {
 		for _, fn := range subs {

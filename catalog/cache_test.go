@@ -237,3 +237,57 @@ func TestCacheGoesUnavailableWhenCutOff(t *testing.T) {
 		return err == nil
 	})
 }
+
+func TestCacheClusterChangesAndUnsubscribe(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	c, err := b.store.CreateCluster(ctx, alice, catalog.Cluster{Name: "local", ConnString: "postgres://x@127.0.0.1/postgres"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := newInstance(t, b.url, nil)
+	var seen, afterUnsub atomic.Int32
+	unsubscribe := cache.Subscribe(func(ch catalog.Change) {
+		if ch.Cluster == "local" {
+			seen.Add(1)
+		}
+	})
+	stay := cache.Subscribe(func(ch catalog.Change) {
+		if ch.Cluster == "local" {
+			afterUnsub.Add(1)
+		}
+	})
+	defer stay()
+
+	budget := 80
+	updated, err := b.store.UpdateCluster(ctx, alice, "local", catalog.ClusterPatch{Version: c.Version, MaxConns: &budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.MaxConns != 80 || updated.Version != c.Version+1 {
+		t.Fatalf("update: %+v", updated)
+	}
+	waitFor(t, time.Second, "cluster change seen by cache", func() bool {
+		cl, err := cache.Cluster("local")
+		return err == nil && cl.MaxConns == 80 && seen.Load() == 1
+	})
+	if _, err := b.store.UpdateCluster(ctx, alice, "local", catalog.ClusterPatch{Version: c.Version, MaxConns: &budget}); !errors.Is(err, catalog.ErrVersionConflict) {
+		t.Fatalf("stale cluster update: %v", err)
+	}
+	bad := -3
+	var ve *catalog.ValidationError
+	if _, err := b.store.UpdateCluster(ctx, alice, "local", catalog.ClusterPatch{Version: updated.Version, MaxConns: &bad}); !errors.As(err, &ve) || ve.Field != "max_conns" {
+		t.Fatalf("bad budget: %v", err)
+	}
+
+	unsubscribe()
+	budget = 90
+	if _, err := b.store.UpdateCluster(ctx, alice, "local", catalog.ClusterPatch{Version: updated.Version, MaxConns: &budget}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "second change reaches the remaining subscriber", func() bool { return afterUnsub.Load() == 2 })
+	if n := seen.Load(); n != 1 {
+		t.Fatalf("unsubscribed callback called %d times, want 1", n)
+	}
+}

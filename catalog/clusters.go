@@ -173,3 +173,73 @@ func (s *Store) Clusters(ctx context.Context) ([]*Cluster, error) {
 	}
 	return out, nil
 }
+
+// ClusterPatch is a partial update of a cluster; nil fields are left alone.
+type ClusterPatch struct {
+	// Version must equal the stored version (optimistic concurrency).
+	Version    int64
+	ConnString *string
+	Region     *string
+	MaxConns   *int
+	MaxTenants *int
+	// Labels, when non-nil, replaces all labels.
+	Labels map[string]string
+}
+
+// UpdateCluster applies p to the named cluster if its version still matches.
+// The role of a cluster cannot change: tenants placed on it depend on it.
+func (s *Store) UpdateCluster(ctx context.Context, actor Actor, name string, p ClusterPatch) (*Cluster, error) {
+	if err := actor.validate(); err != nil {
+		return nil, err
+	}
+	if p.Version <= 0 {
+		return nil, &ValidationError{Field: "version", Reason: "required: send the version you read"}
+	}
+	var out *Cluster
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := scanCluster(tx.QueryRow(ctx, `SELECT `+clusterColumns+` FROM tenantry.cluster WHERE name = $1 FOR UPDATE`, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("cluster %q: %w", truncate(name, 64), ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read cluster: %w", err)
+		}
+		if before.Version != p.Version {
+			return fmt.Errorf("cluster %q is at version %d, not %d: %w", name, before.Version, p.Version, ErrVersionConflict)
+		}
+		after := *before
+		if p.ConnString != nil {
+			after.ConnString = *p.ConnString
+		}
+		if p.Region != nil {
+			after.Region = *p.Region
+		}
+		if p.MaxConns != nil {
+			after.MaxConns = *p.MaxConns
+			if after.MaxConns == 0 {
+				return &ValidationError{Field: "max_conns", Reason: "must be between 1 and 10000"}
+			}
+		}
+		if p.MaxTenants != nil {
+			after.MaxTenants = *p.MaxTenants
+		}
+		if p.Labels != nil {
+			after.Labels = p.Labels
+		}
+		if err := after.normalize(); err != nil {
+			return err
+		}
+		out, err = scanCluster(tx.QueryRow(ctx, `UPDATE tenantry.cluster SET conn_string = $2, region = $3, max_conns = $4,
+    max_tenants = $5, labels = $6, updated_at = now(), version = version + 1
+WHERE name = $1 RETURNING `+clusterColumns, name, after.ConnString, after.Region, after.MaxConns, after.MaxTenants, after.Labels))
+		if err != nil {
+			return fmt.Errorf("update cluster: %w", err)
+		}
+		return s.audit(ctx, tx, actor, "cluster.update", "", name, before.Redacted(), out.Redacted())
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.logger.InfoContext(ctx, "cluster changed", "cluster", name, "version", out.Version, "actor", actor.Name)
+	return out, nil
+}

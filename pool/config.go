@@ -18,9 +18,9 @@ import (
 type Catalog interface {
 	// Cluster returns the named cluster.
 	Cluster(name string) (*catalog.Cluster, error)
-	// Subscribe registers fn to be called after every change; fn must not
-	// block.
-	Subscribe(fn func(catalog.Change))
+	// Subscribe registers fn to be called after every change and returns a
+	// function that unregisters it; fn must not block.
+	Subscribe(fn func(catalog.Change)) (unsubscribe func())
 }
 
 // Key names one pool: the connections to one database of one cluster as one

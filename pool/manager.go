@@ -32,8 +32,9 @@ type Manager struct {
 	pools    map[Key]*entry
 	clusters map[string]*cluster
 
-	sf     singleflight.Group
-	closed atomic.Bool
+	sf          singleflight.Group
+	unsubscribe func()
+	closed      atomic.Bool
 	reap   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
@@ -72,7 +73,7 @@ func New(cfg *Config) (*Manager, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	cfg.Catalog.Subscribe(m.catalogChanged)
+	m.unsubscribe = cfg.Catalog.Subscribe(m.catalogChanged)
 	go m.reaper()
 	return m, nil
 }
@@ -583,6 +584,7 @@ func (m *Manager) Close() {
 	if !m.closed.CompareAndSwap(false, true) {
 		return
 	}
+	m.unsubscribe()
 	close(m.stop)
 	<-m.done
 	m.mu.RLock()

@@ -61,7 +61,37 @@ func ValidateSlug(s string) error {
 	if reservedSlugs[s] {
 		return fmt.Errorf("%w: %q is reserved", ErrInvalidSlug, s)
 	}
+	if looksLikeUUID(s) {
+		return fmt.Errorf("%w: must not look like a UUID (tenant IDs are UUIDs)", ErrInvalidSlug)
+	}
 	return nil
+}
+
+// IsReserved reports whether s is a reserved name (www, api, admin, ...)
+// that no tenant can take, so a resolver may treat it as "no tenant here".
+func IsReserved(s string) bool { return reservedSlugs[s] }
+
+// looksLikeUUID reports whether s has the 8-4-4-4-12 hex shape of a UUID.
+// Such slugs are refused so that a value can always be told apart as an ID
+// or a slug.
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // IsValidSlug is ValidateSlug as a predicate; it does not allocate.
@@ -81,5 +111,5 @@ func IsValidSlug(s string) bool {
 			return false
 		}
 	}
-	return !reservedSlugs[s]
+	return !reservedSlugs[s] && !looksLikeUUID(s)
 }
