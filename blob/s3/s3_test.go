@@ -32,6 +32,7 @@ const (
 	serviceCreds   mode = iota // one credential, prefix from ctx
 	tenantCreds                // a versitygw user per tenant + bucket policy
 	dedicatedBucks             // a bucket per tenant
+	dedicatedCreds             // a bucket and a versitygw user per tenant
 )
 
 // provisioner creates, on first sight of a tenant, what the mode needs: a
@@ -54,7 +55,7 @@ func (p *provisioner) TenantCredentials(ctx context.Context, t *tenant.Tenant) (
 	}
 	c := s3.Credentials{AccessKey: "t" + strings.ReplaceAll(t.ID, "-", "")[:20], SecretKey: "s" + strings.ReplaceAll(t.ID, "-", "")}
 	switch p.mode {
-	case tenantCreds:
+	case tenantCreds, dedicatedCreds:
 		if err := p.admin.CreateUser(ctx, c); err != nil {
 			return s3.Credentials{}, err
 		}
@@ -90,7 +91,7 @@ func newFixture(t *testing.T, srv *versitygw.Server, m mode, partSize int64) *fi
 	if m != serviceCreds {
 		cfg.TenantCredentials = prov
 	}
-	if m == dedicatedBucks {
+	if m == dedicatedBucks || m == dedicatedCreds {
 		cfg.BucketFor = func(t *tenant.Tenant) string {
 			return "d-" + bucket[2:12] + "-" + strings.ReplaceAll(t.ID, "-", "")[:20]
 		}
@@ -151,7 +152,7 @@ func (f *fixture) rawNames(t *testing.T) []string {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	srv := versitygw.Start(t)
-	for name, m := range map[string]mode{"ServiceCredentials": serviceCreds, "TenantCredentials": tenantCreds, "DedicatedBuckets": dedicatedBucks} {
+	for name, m := range map[string]mode{"ServiceCredentials": serviceCreds, "TenantCredentials": tenantCreds, "DedicatedBuckets": dedicatedBucks, "DedicatedBucketsTenantCredentials": dedicatedCreds} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var fixtures sync.Map
@@ -214,7 +215,16 @@ func isAccessDenied(err error) bool {
 func TestTenantCredentialsConfined(t *testing.T) {
 	t.Parallel()
 	srv := versitygw.Start(t)
-	f := newFixture(t, srv, tenantCreds, s3.MinPartSize)
+	for name, m := range map[string]mode{"SharedBucket": tenantCreds, "DedicatedBuckets": dedicatedCreds} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testConfined(t, srv, m)
+		})
+	}
+}
+
+func testConfined(t *testing.T, srv *versitygw.Server, m mode) {
+	f := newFixture(t, srv, m, s3.MinPartSize)
 	actx, a := blobtest.NewTenant(t, "pro")
 	gctx, g := blobtest.NewTenant(t, "pro")
 	for _, c := range []struct {
@@ -228,7 +238,8 @@ func TestTenantCredentialsConfined(t *testing.T) {
 	ac, _ := f.prov.TenantCredentials(actx, a)
 	acme := client(srv, ac.AccessKey, ac.SecretKey)
 	ctx := context.Background()
-	bucket := f.bucket
+	bucket := f.store.BucketOf(a)  // a's own bucket
+	gbucket := f.store.BucketOf(g) // the victim's (the same, or its own)
 	gkey := "tenants/" + g.ID + "/g.txt"
 	akey := "tenants/" + a.ID + "/a.txt"
 
@@ -239,19 +250,19 @@ func TestTenantCredentialsConfined(t *testing.T) {
 	// Everything else is refused by the server.
 	attempts := map[string]func() error{
 		"get other": func() error {
-			_, err := acme.GetObject(ctx, &awss3.GetObjectInput{Bucket: &bucket, Key: &gkey})
+			_, err := acme.GetObject(ctx, &awss3.GetObjectInput{Bucket: &gbucket, Key: &gkey})
 			return err
 		},
 		"head other": func() error {
-			_, err := acme.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &bucket, Key: &gkey})
+			_, err := acme.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &gbucket, Key: &gkey})
 			return err
 		},
 		"overwrite other": func() error {
-			_, err := acme.PutObject(ctx, &awss3.PutObjectInput{Bucket: &bucket, Key: &gkey, Body: strings.NewReader("pwn")})
+			_, err := acme.PutObject(ctx, &awss3.PutObjectInput{Bucket: &gbucket, Key: &gkey, Body: strings.NewReader("pwn")})
 			return err
 		},
 		"delete other": func() error {
-			_, err := acme.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &bucket, Key: &gkey})
+			_, err := acme.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &gbucket, Key: &gkey})
 			return err
 		},
 		"write outside tenants": func() error {
@@ -263,7 +274,7 @@ func TestTenantCredentialsConfined(t *testing.T) {
 			return err
 		},
 		"list other": func() error {
-			_, err := acme.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("tenants/" + g.ID + "/")})
+			_, err := acme.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: &gbucket, Prefix: aws.String("tenants/" + g.ID + "/")})
 			return err
 		},
 		"list all tenants": func() error {
@@ -272,6 +283,10 @@ func TestTenantCredentialsConfined(t *testing.T) {
 		},
 		"list bucket": func() error {
 			_, err := acme.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: &bucket})
+			return err
+		},
+		"list victim bucket": func() error {
+			_, err := acme.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: &gbucket})
 			return err
 		},
 		"read policy": func() error {
