@@ -492,6 +492,7 @@ func testHostileKeys(t *testing.T, h Harness) {
 	put(vctx, t, s, "secret", []byte("victim's"))
 	for _, hk := range HostileKeys() {
 		t.Run(hk.Name, func(t *testing.T) {
+			t.Parallel()
 			key := strings.ReplaceAll(hk.Key, "00000000-0000-4000-8000-000000000000", victim.ID)
 			if err := blob.ValidateKey(key); !errors.Is(err, blob.ErrInvalidKey) {
 				t.Fatalf("ValidateKey(%q) = %v", key, err)
