@@ -51,7 +51,10 @@ func TestRunSmall(t *testing.T) {
 // Optional overrides: TENANTRY_BENCH_TENANTS (tenants per model, default
 // 1000), TENANTRY_BENCH_MODELS (comma-separated, default all),
 // TENANTRY_BENCH_ZIPF (default 1.1), TENANTRY_BENCH_DB_CONNS (connections per
-// tenant database, default 2), TENANTRY_BENCH_ROUNDS (default 5).
+// tenant database, default 4), TENANTRY_BENCH_ROUNDS (default 5), and
+// TENANTRY_BENCH_PRIMARY_URL with TENANTRY_BENCH_SHARD_URLS (comma-separated)
+// to use servers of your own instead of throwaway ones, which also keeps the
+// provisioned tenants for the next run.
 const EnvBench = "TENANTRY_BENCH"
 
 func envInt(b *testing.B, name string, def int) int {
@@ -84,11 +87,15 @@ func BenchmarkDataPlane(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	primary, shards := os.Getenv("TENANTRY_BENCH_PRIMARY_URL"), strings.Split(os.Getenv("TENANTRY_BENCH_SHARD_URLS"), ",")
+	if primary == "" {
+		primary = tenantrytest.Cluster(b, "bench").AdminURL()
+		shards = []string{tenantrytest.Cluster(b, "bench-shard-1").AdminURL(), tenantrytest.Cluster(b, "bench-shard-2").AdminURL()}
+	}
 	for b.Loop() {
 		rep, err := bench.Run(b.Context(), &bench.Config{
-			PrimaryURL: tenantrytest.Cluster(b, "bench").AdminURL(),
-			ShardURLs: []string{tenantrytest.Cluster(b, "bench-shard-1").AdminURL(),
-				tenantrytest.Cluster(b, "bench-shard-2").AdminURL()},
+			PrimaryURL:    primary,
+			ShardURLs:     shards,
 			Tenants:       map[tenant.Model]int{tenant.ModelShared: n, tenant.ModelSharded: n, tenant.ModelSchema: n, tenant.ModelDatabase: n},
 			Models:        models,
 			Zipf:          zipf,

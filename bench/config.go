@@ -32,7 +32,7 @@ type Config struct {
 	// shared by all pools on it. Default 50.
 	Budget int
 	// TenantDBConns is the most connections one tenant database's pool may
-	// hold. Default 2.
+	// hold. Default 4 (the clients of one side).
 	TenantDBConns int
 	// Zipf is the exponent s of the skewed tenant choice of the database
 	// model (rank r chosen with probability ~ 1/r^s); the other models pick
@@ -62,7 +62,7 @@ const (
 	DefaultTenants        = 1000
 	DefaultNotesPerTenant = 10
 	DefaultBudget         = 50
-	DefaultTenantDBConns  = 2
+	DefaultTenantDBConns  = 4
 	DefaultZipf           = 1.1
 	DefaultClients        = 4
 	DefaultWarmup         = 3 * time.Second

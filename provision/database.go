@@ -151,8 +151,12 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, cl *catalog.Cluster
 			return false, err
 		}
 		began := time.Now()
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+sqlident.MustQuote(name)+" OWNER "+sqlident.MustQuote(OwnerRole)+
-			" TEMPLATE "+sqlident.MustQuote(p.config.TemplateDatabase))
+		sql := "CREATE DATABASE " + sqlident.MustQuote(name) + " OWNER " + sqlident.MustQuote(OwnerRole) +
+			" TEMPLATE " + sqlident.MustQuote(p.config.TemplateDatabase)
+		if p.config.CloneStrategy != "" {
+			sql += " STRATEGY " + p.config.CloneStrategy // one of two keywords, checked by validate
+		}
+		_, err = conn.Exec(ctx, sql)
 		unlockTemplate()
 		if err != nil {
 			return false, fmt.Errorf("create database %s: %w", name, err)

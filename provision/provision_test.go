@@ -574,6 +574,7 @@ func TestTemplateFollowsDDL(t *testing.T) {
 	b := setup(t)
 	ctx := t.Context()
 	cfg := testConfig(testDDL)
+	cfg.CloneStrategy = "FILE_COPY"
 	cfg.TemplateDatabase = "tenantry_template_v_" + suffix
 	t.Cleanup(func() { dropTemplate(b, cfg.TemplateDatabase) })
 	v1 := newProvisioner(t, b.store, cfg)
