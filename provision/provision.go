@@ -33,6 +33,10 @@ var (
 // the clusters registered in the catalog. Its methods are safe for
 // concurrent use, also by several processes: work on one cluster object is
 // serialised by advisory locks on the cluster.
+//
+// A Provisioner sets up each cluster's roles and shared databases once and
+// then trusts them; after dropping them by hand, use a new Provisioner.
+// Everything per tenant is checked on every call.
 type Provisioner struct {
 	store   *catalog.Store
 	config  *Config
