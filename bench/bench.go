@@ -108,19 +108,25 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 		return nil, err
 	}
 	defer stopRouted()
-	baseURL, stopBase, err := serve(baselineHandler(s.baseline))
-	if err != nil {
-		return nil, err
+	baseURLs := map[string]string{}
+	for name, b := range s.baselines {
+		u, stop, err := serve(baselineHandler(b.pool))
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		baseURLs[name] = u
 	}
-	defer stopBase()
 	client := newClient(4 * cfg.Clients)
 	defer client.CloseIdleConnections()
 
-	baseline := target{base: baseURL, picker: func(r *rand.Rand) func() (string, string) {
-		return func() (string, string) { return "", s.baseIDs[r.Intn(len(s.baseIDs))] }
-	}}
 	for _, m := range cfg.Models {
 		ts := s.tenants[m]
+		cluster := ts[0].t.Placement.Cluster
+		b := s.baselines[cluster]
+		baseline := target{base: baseURLs[cluster], picker: func(r *rand.Rand) func() (string, string) {
+			return func() (string, string) { return "", b.ids[r.Intn(len(b.ids))] }
+		}}
 		access := "uniform"
 		rank := func(r *rand.Rand) func() int { return func() int { return r.Intn(len(ts)) } }
 		if m == tenant.ModelDatabase && len(ts) > 1 {
@@ -137,7 +143,6 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 				return t.t.Slug, t.notes[r.Intn(len(t.notes))]
 			}
 		}}
-		cluster := ts[0].t.Placement.Cluster
 		cfg.Logger.Info("measuring", "model", m, "tenants", len(ts), "access", access)
 		pair(ctx, client, []target{baseline, routed}, cfg.Clients, cfg.Warmup, 1)
 		before := clusterStats(s.pools, cluster)

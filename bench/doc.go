@@ -5,8 +5,10 @@
 // (BEGIN READ ONLY and the SELECT in one, then COMMIT) and writes the same
 // JSON.
 //
-// Both services listen on loopback and are driven at the same time by the
-// same number of HTTP clients, so that their ratio does not depend on how
+// The baseline runs on the PostgreSQL server of the model's tenants (the
+// first tenant's, for shards), in a database of its own. Both services
+// listen on loopback and are driven at the same time by the same number of
+// HTTP clients, so that their ratio does not depend on how
 // fast the (shared, noisy) machine happens to be during a round; the ratio
 // of a model is the median of its rounds' ratios. Shared, sharded and
 // schema tenants are picked uniformly; database tenants with a zipf

@@ -46,16 +46,18 @@ type benchTenant struct {
 
 // stack is the data plane under test and the baseline beside it.
 type stack struct {
-	cfg      *Config
-	admin    *pgxpool.Pool // primary, maintenance database
-	store    *catalog.Store
-	cache    *catalog.Cache
-	prov     *provision.Provisioner
-	pools    *pool.Manager
-	router   *router.Router
-	tenants  map[tenant.Model][]*benchTenant
-	baseline *pgxpool.Pool
-	baseIDs  []string
+	cfg     *Config
+	admin   *pgxpool.Pool // primary, maintenance database
+	store   *catalog.Store
+	cache   *catalog.Cache
+	prov    *provision.Provisioner
+	pools   *pool.Manager
+	router  *router.Router
+	tenants map[tenant.Model][]*benchTenant
+	// baselines are the single-tenant baselines by cluster: each model is
+	// compared with the baseline on the server its tenants are on, so that
+	// both sides share the server's processes and caches.
+	baselines map[string]*baselineDB
 
 	closers []func()
 }
@@ -103,7 +105,7 @@ func createDatabase(ctx context.Context, admin *pgxpool.Pool, name string) error
 // setup builds the stack: catalog, clusters, tenants provisioned and seeded,
 // router, and the baseline database.
 func setup(ctx context.Context, cfg *Config) (_ *stack, err error) {
-	s := &stack{cfg: cfg, tenants: map[tenant.Model][]*benchTenant{}}
+	s := &stack{cfg: cfg, tenants: map[tenant.Model][]*benchTenant{}, baselines: map[string]*baselineDB{}}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -224,8 +226,12 @@ func setup(ctx context.Context, cfg *Config) (_ *stack, err error) {
 	}
 	log.Info("notes seeded", "elapsed", time.Since(began))
 
-	if err := s.setupBaseline(ctx); err != nil {
-		return nil, fmt.Errorf("bench: baseline: %w", err)
+	for _, c := range clusters {
+		b, err := s.setupBaseline(ctx, c.ConnString)
+		if err != nil {
+			return nil, fmt.Errorf("bench: baseline on %s: %w", c.Name, err)
+		}
+		s.baselines[c.Name] = b
 	}
 	return s, nil
 }
@@ -255,71 +261,87 @@ func seed(ctx context.Context, r *router.Router, n int) ([]string, error) {
 
 const noteBody = "A note of the benchmark, about as long as a short note in a real application."
 
-// setupBaseline creates the single-tenant baseline: its own database with
-// the same table, read by a plain login role.
-func (s *stack) setupBaseline(ctx context.Context) error {
-	if err := createDatabase(ctx, s.admin, baselineDatabase); err != nil {
-		return err
+// baselineDB is the single-tenant baseline on one server: its own database
+// with the same table, read by a plain login role.
+type baselineDB struct {
+	pool *pgxpool.Pool
+	ids  []string
+}
+
+// setupBaseline creates the baseline on the server of url.
+func (s *stack) setupBaseline(ctx context.Context, url string) (*baselineDB, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := openPool(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	if err := createDatabase(ctx, admin, baselineDatabase); err != nil {
+		return nil, err
 	}
 	var exists bool
-	if err := s.admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, baselineRole).Scan(&exists); err != nil {
-		return err
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, baselineRole).Scan(&exists); err != nil {
+		return nil, err
 	}
 	if !exists {
-		if _, err := s.admin.Exec(ctx, "CREATE ROLE "+sqlident.MustQuote(baselineRole)+" LOGIN NOSUPERUSER NOBYPASSRLS"); err != nil {
-			return err
+		if _, err := admin.Exec(ctx, "CREATE ROLE "+sqlident.MustQuote(baselineRole)+" LOGIN NOSUPERUSER NOBYPASSRLS"); err != nil {
+			return nil, err
 		}
 	}
-	ac, err := withDatabase(s.cfg.PrimaryURL, baselineDatabase)
+	ac, err := withDatabase(url, baselineDatabase)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, ac.ConnConfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var hasTable bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.notes') IS NOT NULL`).Scan(&hasTable); err != nil {
-		return err
+		return nil, err
 	}
 	if !hasTable {
 		for _, stmt := range notes.DDL() {
 			if _, err := conn.Exec(ctx, stmt); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if _, err := conn.Exec(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO "+sqlident.MustQuote(baselineRole)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The baseline's one tenant, written explicitly: there is no scope.
 	const tenantID = "00000000-0000-4000-8000-000000000001"
+	b := &baselineDB{}
 	rows, err := conn.Query(ctx, `SELECT id::text FROM notes ORDER BY id LIMIT $1`, s.cfg.NotesPerTenant)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if s.baseIDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return err
+	if b.ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, err
 	}
-	for len(s.baseIDs) < s.cfg.NotesPerTenant {
+	for len(b.ids) < s.cfg.NotesPerTenant {
 		id := uuid.Must(uuid.NewV7()).String()
 		if _, err := conn.Exec(ctx, `INSERT INTO notes (tenant_id, id, title, body) VALUES ($1, $2, $3, $4)`, tenantID, id, "note "+id[:8], noteBody); err != nil {
-			return err
+			return nil, err
 		}
-		s.baseIDs = append(s.baseIDs, id)
+		b.ids = append(b.ids, id)
 	}
-	bc, err := withDatabase(s.cfg.PrimaryURL, baselineDatabase)
+	bc, err := withDatabase(url, baselineDatabase)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bc.ConnConfig.User = baselineRole
 	bc.MaxConns = int32(2 * s.cfg.Clients)
-	if s.baseline, err = openPool(ctx, bc); err != nil {
-		return err
+	if b.pool, err = openPool(ctx, bc); err != nil {
+		return nil, err
 	}
-	s.closers = append(s.closers, s.baseline.Close)
-	return nil
+	s.closers = append(s.closers, b.pool.Close)
+	return b, nil
 }
 
 // drop removes everything setup made.
@@ -345,24 +367,29 @@ func (s *stack) drop(ctx context.Context) error {
 	}
 	defer admin.Close()
 	_, _ = admin.Exec(ctx, "ALTER DATABASE "+sqlident.MustQuote(provisionNames.TemplateDatabase)+" WITH IS_TEMPLATE false")
-	for _, db := range []string{catalogDatabase, baselineDatabase, provisionNames.SharedDatabase, provisionNames.SchemasDatabase, provisionNames.TemplateDatabase} {
+	for _, db := range []string{catalogDatabase, provisionNames.SharedDatabase, provisionNames.SchemasDatabase, provisionNames.TemplateDatabase} {
 		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlident.MustQuote(db)+" WITH (FORCE)"); err != nil {
 			return err
 		}
 	}
-	for _, u := range s.cfg.ShardURLs {
+	for _, u := range append([]string{s.cfg.PrimaryURL}, s.cfg.ShardURLs...) {
 		sp, err := pgxpool.New(ctx, u)
 		if err != nil {
 			return err
 		}
 		_, err = sp.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlident.MustQuote(provisionNames.ShardDatabase)+" WITH (FORCE)")
+		if err == nil {
+			_, err = sp.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlident.MustQuote(baselineDatabase)+" WITH (FORCE)")
+		}
+		if err == nil {
+			_, err = sp.Exec(ctx, "DROP ROLE IF EXISTS "+sqlident.MustQuote(baselineRole))
+		}
 		sp.Close()
 		if err != nil {
 			return err
 		}
 	}
-	_, err = admin.Exec(ctx, "DROP ROLE IF EXISTS "+sqlident.MustQuote(baselineRole))
-	return err
+	return nil
 }
 
 func slug(m tenant.Model, i int) string {
