@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -215,6 +216,8 @@ type session struct {
 	locked bool
 	// version is the newest contiguous done version, -1 until known.
 	version int
+	// timeouts are the lock and statement timeouts set on the session.
+	timeouts [2]time.Duration
 }
 
 func (s *session) run(ctx context.Context) (int, error) {
@@ -225,21 +228,24 @@ func (s *session) run(ctx context.Context) (int, error) {
 	if s.owner, err = sqlident.Quote(s.e.config.OwnerRole); err != nil {
 		return 0, err
 	}
-	var exists bool
-	if err := s.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, s.t.Schema).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("target %s: %w", s.t.Key(), err)
+	// One round trip: the schema exists, search_path and role are set, the
+	// target's advisory lock is tried.
+	// (Every output column is evaluated, in order; an AND could skip some.)
+	var exists, locked bool
+	var path, role string
+	err = s.conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1),
+    set_config('search_path', $2, false), set_config('role', $3, false), pg_try_advisory_lock($4)`,
+		s.t.Schema, s.schema, s.e.config.OwnerRole, LockKey(s.t.Database, s.t.Schema)).Scan(&exists, &path, &role, &locked)
+	if err != nil {
+		return 0, fmt.Errorf("target %s: become %s in schema %s: %w", s.t.Key(), s.e.config.OwnerRole, s.t.Schema, err)
 	}
 	if !exists {
 		return 0, fmt.Errorf("target %s: schema %s does not exist (is the tenant provisioned?)", s.t.Key(), s.t.Schema)
 	}
-	if _, err := s.conn.Exec(ctx, `SELECT set_config('search_path', $1, false)`, s.schema); err != nil {
-		return 0, fmt.Errorf("target %s: search_path: %w", s.t.Key(), err)
-	}
-	if _, err := s.conn.Exec(ctx, `SET ROLE `+s.owner); err != nil {
-		return 0, fmt.Errorf("target %s: become %s: %w", s.t.Key(), s.e.config.OwnerRole, err)
-	}
-	if err := s.lock(ctx); err != nil {
-		return 0, err
+	if !locked {
+		if err := s.lock(ctx); err != nil {
+			return 0, err
+		}
 	}
 	created, err := ensureLedger(ctx, s.conn, s.t.Schema)
 	if err != nil {
@@ -277,7 +283,7 @@ func (s *session) run(ctx context.Context) (int, error) {
 			continue
 		}
 		s.ev.emit(EventStepStarted, st.Version, 0, nil)
-		s.e.mirrorStep(ctx, s.t, st.Version)
+		s.e.mirrorStep(ctx, s.t, s.version, st.Version)
 		var from int64
 		if ok {
 			from = a.Progress
@@ -303,7 +309,6 @@ func (s *session) run(ctx context.Context) (int, error) {
 		led[st.Version] = applied{Version: st.Version, Checksum: st.Checksum, State: "done"}
 		s.version = versionOf(src, led)
 		s.ev.emit(EventStepDone, st.Version, 0, nil)
-		s.e.mirrorVersion(ctx, s.t, s.version)
 	}
 	return s.version, nil
 }
@@ -390,6 +395,8 @@ func isData(sql string) bool {
 	return false
 }
 
+// setTimeouts sets lock_timeout and statement_timeout for st, if they are
+// not set so already.
 func (s *session) setTimeouts(ctx context.Context, st *Step) error {
 	lt, stt := s.e.config.LockTimeout, s.e.config.StatementTimeout
 	if st.LockTimeout > 0 {
@@ -398,8 +405,14 @@ func (s *session) setTimeouts(ctx context.Context, st *Step) error {
 	if st.StatementTimeout > 0 {
 		stt = st.StatementTimeout
 	}
+	if s.timeouts == [2]time.Duration{lt, stt} {
+		return nil
+	}
 	_, err := s.conn.Exec(ctx, `SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)`,
 		strconv.FormatInt(lt.Milliseconds(), 10), strconv.FormatInt(stt.Milliseconds(), 10))
+	if err == nil {
+		s.timeouts = [2]time.Duration{lt, stt}
+	}
 	return err
 }
 
@@ -461,8 +474,22 @@ func (s *session) finish(ctx context.Context, tx pgx.Tx, st *Step, progress int6
 	return s.record(ctx, tx, st, "done", progress)
 }
 
-// applyTx runs a tx step and its ledger row in one transaction.
+// applyTx runs a tx step and its ledger row in one transaction. Without an
+// AfterStep hook the whole transaction travels in one round trip, so the
+// locks its DDL takes are held only while the server works, never while
+// the engine waits for a CPU or the network.
 func (s *session) applyTx(ctx context.Context, st *Step) error {
+	if s.e.config.AfterStep == nil {
+		var parts []part
+		for i, x := range st.Statements {
+			parts = append(parts, s.statementParts(i, x)...)
+		}
+		parts = append(parts, part{sql: s.recordSQL(st, "done", int64(len(st.Statements))), stmt: -1})
+		return s.retry(ctx, st.Version, func() error {
+			_, err := s.script(ctx, st, parts)
+			return err
+		}, nil)
+	}
 	return s.retry(ctx, st.Version, func() error {
 		return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 			for _, x := range st.Statements {
@@ -505,13 +532,10 @@ func (s *session) applyNoTx(ctx context.Context, st *Step, from int64, started b
 				err = s.setProgress(ctx, s.conn, st, int64(i+1))
 			}
 		} else {
+			parts := append(s.statementParts(i, x), part{sql: s.progressSQL(st, fmt.Sprint(i+1)), stmt: -1})
 			err = s.retry(ctx, st.Version, func() error {
-				return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-					if err := s.exec(ctx, tx, st, x); err != nil {
-						return err
-					}
-					return s.setProgress(ctx, tx, st, int64(i+1))
-				})
+				_, err := s.script(ctx, st, parts)
+				return err
 			}, nil)
 		}
 		if err != nil {
@@ -538,23 +562,16 @@ func (s *session) applyBatch(ctx context.Context, st *Step, started bool) error 
 			return &StepError{Target: s.t, Version: st.Version, Line: x.Line,
 				Err: fmt.Errorf("batch statement still affects rows after %d runs (Config.MaxBatches)", batches)}
 		}
+		// SET LOCAL ROLE NONE, the batch, the counter: one round trip, so
+		// the batch's row locks last only as long as the server works.
+		parts := []part{{sql: `SET LOCAL ROLE NONE`, stmt: -1}, {sql: x.SQL, stmt: 0}, {sql: s.progressSQL(st, "progress + 1"), stmt: -1}}
 		var n int64
 		err := s.retry(ctx, st.Version, func() error {
-			return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SET LOCAL ROLE NONE`); err != nil {
-					return err
-				}
-				tag, err := tx.Exec(ctx, x.SQL)
-				if err != nil {
-					return &StepError{Target: s.t, Version: st.Version, Line: x.Line, Err: err}
-				}
-				n = tag.RowsAffected()
-				if n == 0 {
-					return nil
-				}
-				_, err = tx.Exec(ctx, `UPDATE `+table+` SET progress = progress + 1 WHERE version = $1`, st.Version)
-				return err
-			})
+			tags, err := s.script(ctx, st, parts)
+			if err == nil {
+				n = tags[2].RowsAffected()
+			}
+			return err
 		}, nil)
 		if err != nil {
 			return err
@@ -575,6 +592,83 @@ func (s *session) applyBatch(ctx context.Context, st *Step, started bool) error 
 		}
 		return s.finish(ctx, tx, st, progress)
 	})
+}
+
+// part is one statement of a script: a statement of the step (stmt its
+// index) or bookkeeping (stmt -1).
+type part struct {
+	sql  string
+	stmt int
+}
+
+// statementParts returns statement i of a step as script parts: a data
+// change runs as the administrative role, the rest as the owner.
+func (s *session) statementParts(i int, x Statement) []part {
+	if !isData(x.SQL) {
+		return []part{{sql: x.SQL, stmt: i}}
+	}
+	return []part{{sql: `SET LOCAL ROLE NONE`, stmt: -1}, {sql: x.SQL, stmt: i}, {sql: `SET LOCAL ROLE ` + s.owner, stmt: -1}}
+}
+
+// script runs parts in one transaction sent as one simple query, and
+// returns the command tags (index 0 is BEGIN). A failing statement rolls
+// the transaction back; the error names its line.
+func (s *session) script(ctx context.Context, st *Step, parts []part) ([]pgconn.CommandTag, error) {
+	var b strings.Builder
+	b.WriteString("BEGIN;\n")
+	for _, p := range parts {
+		b.WriteString(p.sql)
+		b.WriteString("\n;\n") // a newline first: the statement may end in a -- comment
+	}
+	b.WriteString("COMMIT")
+	results, err := s.conn.PgConn().Exec(ctx, b.String()).ReadAll()
+	if err == nil {
+		tags := make([]pgconn.CommandTag, len(results))
+		for i, r := range results {
+			if r.Err != nil {
+				err = r.Err
+				break
+			}
+			tags[i] = r.CommandTag
+		}
+		if err == nil {
+			return tags, nil
+		}
+	}
+	if s.conn.PgConn().TxStatus() != 'I' && !s.conn.IsClosed() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, rerr := s.conn.Exec(rctx, `ROLLBACK`)
+		cancel()
+		if rerr != nil {
+			_ = s.conn.Close(rctx) // never reuse a session in an unknown state
+		}
+	}
+	se := &StepError{Target: s.t, Version: st.Version, Err: err}
+	if i := len(results) - 1; i >= 0 && i < len(parts) && parts[i].stmt >= 0 {
+		se.Line = st.Statements[parts[i].stmt].Line
+	}
+	return nil, se
+}
+
+// recordSQL is the ledger row of st as a statement with literal values.
+func (s *session) recordSQL(st *Step, state string, progress int64) string {
+	table, _ := ledgerName(s.t.Schema)
+	name, _ := sqlident.Literal(st.Name)
+	sum, _ := sqlident.Literal(st.Checksum)
+	run, _ := sqlident.Literal(s.runID)
+	finished := "NULL"
+	if state == "done" {
+		finished = "now()"
+	}
+	return fmt.Sprintf(`INSERT INTO %s (version, name, checksum, state, progress, finished_at, run_id) VALUES (%d, %s, %s, '%s', %d, %s, %s)
+ON CONFLICT (version) DO UPDATE SET state = EXCLUDED.state, progress = EXCLUDED.progress, finished_at = EXCLUDED.finished_at, run_id = EXCLUDED.run_id`,
+		table, st.Version, name, sum, state, progress, finished, run)
+}
+
+// progressSQL sets the ledger's progress of st to expr.
+func (s *session) progressSQL(st *Step, expr string) string {
+	table, _ := ledgerName(s.t.Schema)
+	return fmt.Sprintf(`UPDATE %s SET progress = %s WHERE version = %d`, table, expr, st.Version)
 }
 
 // repairIndex drops index in the target schema if it is INVALID: what a

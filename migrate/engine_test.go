@@ -387,3 +387,108 @@ func TestLeases(t *testing.T) {
 		t.Fatalf("after resume: %+v", st)
 	}
 }
+
+func TestStepErrorNamesLine(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, false)
+	f.src = loadSource(t, nil)
+	f.addTenant("acme", tenant.ModelSchema, 4, 3)
+	bad := loadSource(t, map[string]string{
+		"0005_bad.sql": "-- migrate:mode tx\nALTER TABLE notes ADD COLUMN ok integer;\n\nINSERT INTO notes (no_such_column) VALUES (1) -- a comment at the end\n",
+	})
+	rep, err := f.engine(&migrate.Config{Source: bad}).Up(context.Background(), migrate.RunOptions{Actor: "alice"})
+	if !errors.Is(err, migrate.ErrHalted) || len(rep.Failures) != 1 {
+		t.Fatalf("up: %+v %v", rep, err)
+	}
+	if fl := rep.Failures[0]; fl.Step != 5 || !strings.Contains(fl.LastError, "step 5 line 4") || !strings.Contains(fl.LastError, "no_such_column") {
+		t.Fatalf("failure: %+v", fl)
+	}
+	// The transaction was rolled back: the first statement left nothing.
+	err = f.withTarget("main", f.name("schemas"), "t_acme", func(conn *pgx.Conn) error {
+		var n int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.columns WHERE table_schema = 't_acme' AND column_name = 'ok'`).Scan(&n); err != nil {
+			return err
+		}
+		if n != 0 {
+			return errors.New("the failed step's first statement was kept")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.inspect("main", f.name("schemas"), "t_acme"); st.version != 4 {
+		t.Fatalf("version %d after a failed step", st.version)
+	}
+}
+
+// TestAfterStepHook: provisioning's hook runs in each step's transaction on
+// every target, as the administrative role: here it forces row-level
+// security on tables a step creates in shared databases. A failing hook
+// fails the step, which leaves nothing behind.
+func TestAfterStepHook(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, true)
+	f.src = loadSource(t, map[string]string{
+		"0005_tags.sql": "-- migrate:mode tx\nCREATE TABLE tags (tenant_id uuid NOT NULL, name text NOT NULL, PRIMARY KEY (tenant_id, name));\n",
+	})
+	f.addTenant("sh", tenant.ModelShared, 4, 3)
+	f.addTenant("sd", tenant.ModelSharded, 4, 3)
+	f.addTenant("sc", tenant.ModelSchema, 4, 3)
+	ctx := context.Background()
+	var mu sync.Mutex
+	calls := map[string]int{}
+	secure := func(fail bool) func(context.Context, pgx.Tx, migrate.Target) error {
+		return func(ctx context.Context, tx pgx.Tx, tg migrate.Target) error {
+			mu.Lock()
+			calls[tg.Key()]++
+			mu.Unlock()
+			if fail && tg.Kind == migrate.KindSharded {
+				return errors.New("cannot secure the shard")
+			}
+			if tg.Kind != migrate.KindShared && tg.Kind != migrate.KindSharded {
+				return nil
+			}
+			var user string
+			if err := tx.QueryRow(ctx, `SELECT current_user`).Scan(&user); err != nil {
+				return err
+			}
+			if user == "tenantry_owner" {
+				return errors.New("hook runs as the owner")
+			}
+			_, err := tx.Exec(ctx, `ALTER TABLE tags ENABLE ROW LEVEL SECURITY; ALTER TABLE tags FORCE ROW LEVEL SECURITY`)
+			return err
+		}
+	}
+	rep, err := f.engine(&migrate.Config{AfterStep: secure(true)}).Up(ctx, migrate.RunOptions{Actor: "alice", MaxFailures: 5})
+	if !errors.Is(err, migrate.ErrHalted) || rep.Failed != 1 || !strings.Contains(rep.Failures[0].LastError, "cannot secure the shard") {
+		t.Fatalf("failing hook: %+v %v", rep, err)
+	}
+	if st := f.inspect("shard1", f.name("shard"), "app"); st.version != 4 {
+		t.Fatalf("shard at %d after its hook failed", st.version)
+	}
+	if _, err := f.engine(nil).Abort(ctx, "alice", "retry with the fixed hook"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine(&migrate.Config{AfterStep: secure(false)}).Up(ctx, migrate.RunOptions{Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ cluster, db string }{{"main", f.name("shared")}, {"shard1", f.name("shard")}} {
+		err := f.withTarget(c.cluster, c.db, "app", func(conn *pgx.Conn) error {
+			var forced bool
+			if err := conn.QueryRow(ctx, `SELECT relforcerowsecurity FROM pg_class WHERE oid = 'tags'::regclass`).Scan(&forced); err != nil {
+				return err
+			}
+			if !forced {
+				return fmt.Errorf("%s: tags not under forced row-level security", c.db)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls["main/"+f.name("schemas")+"/t_sc"]; n != 1 {
+		t.Fatalf("hook ran %d times on the schema target, want 1 (one step)", n)
+	}
+}

@@ -138,14 +138,11 @@ func (e *Engine) markRunning(ctx context.Context, t Target, runID string) {
 		t.Cluster, t.Database, t.Schema, runID)
 }
 
-func (e *Engine) mirrorStep(ctx context.Context, t Target, step int) {
-	e.ledgerWrite(ctx, "step", t, `UPDATE tenantry.migration_target SET step = $4, updated_at = now()`+whereTarget,
-		t.Cluster, t.Database, t.Schema, step)
-}
-
-func (e *Engine) mirrorVersion(ctx context.Context, t Target, version int) {
-	e.ledgerWrite(ctx, "version", t, `UPDATE tenantry.migration_target SET version = $4, updated_at = now()`+whereTarget,
-		t.Cluster, t.Database, t.Schema, version)
+// mirrorStep records that t, at version, starts step: one write per step
+// (the version after the last step is recorded when the target finishes).
+func (e *Engine) mirrorStep(ctx context.Context, t Target, version, step int) {
+	e.ledgerWrite(ctx, "step", t, `UPDATE tenantry.migration_target SET version = $4, step = $5, updated_at = now()`+whereTarget,
+		t.Cluster, t.Database, t.Schema, version, step)
 }
 
 func (e *Engine) markFinished(ctx context.Context, t Target, state TargetState, version, step int, elapsed time.Duration, lockRetries int, lastErr string) {
