@@ -2,6 +2,7 @@ package tenantrytest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -43,7 +46,7 @@ type IsolationConfig struct {
 	// Handler, when set, builds the application's HTTP handler over a
 	// router; the suite serves it behind the resolution middleware
 	// (PathPrefix "/t/", Subdomain "tenants.test", Header "X-Tenant-ID" from
-	// 192.0.2.0/24, Host) to check that hostile tenant identifiers are
+	// 192.0.2.0/24, Host, JWT with an HS256 key of its own) to check that hostile tenant identifiers are
 	// refused before any SQL. Default: that part is skipped.
 	Handler func(*router.Router) http.Handler
 	// Probe is a GET path of Handler that answers 2xx for a valid tenant and
@@ -122,7 +125,8 @@ const probeDDL = `CREATE TABLE isolation_probe (
 //   - EvictInUse: a pool evicted during a transaction finishes it.
 //   - HostileIdentifiers (with Handler): SQL fragments, quotes, ';', NUL,
 //     traversal and Unicode look-alikes in every resolution source (path,
-//     subdomain, header, host) are answered 4xx, with no SQL sent.
+//     subdomain, header, host, the claim of a verified JWT), forged tokens
+//     and headers from untrusted peers are answered 4xx, with no SQL sent.
 //
 // # Threat model
 //
@@ -795,17 +799,38 @@ var hostileIdentifiers = []string{
 }
 
 // hostile sends every hostile identifier through every resolution source
-// and requires a 4xx with no SQL sent.
+// (path prefix, subdomain, header, host, JWT claim; also forged tokens and
+// headers from untrusted peers) and requires a 4xx with no SQL sent.
 func (s *isolation) hostile(t *testing.T) {
+	key := make([]byte, 32)
+	_, _ = crand.Read(key)
+	jwtCfg := resolve.JWTConfig{Issuer: "tenantrytest", Audience: "tenantry", HMACKeys: [][]byte{key}}
 	res, err := resolve.New(s.dp.Cache, &resolve.Config{Strategies: []resolve.Strategy{
 		resolve.PathPrefix("/t/"),
 		resolve.Subdomain("tenants.test"),
 		resolve.Header("X-Tenant-ID", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}),
 		resolve.Host(),
+		resolve.JWT(jwtCfg),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	token := func(key []byte, claim any) string {
+		sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.Signed(sig).Claims(jwt.Claims{
+			Issuer: jwtCfg.Issuer, Audience: jwt.Audience{jwtCfg.Audience},
+			Expiry: jwt.NewNumericDate(time.Now().Add(time.Minute)), IssuedAt: jwt.NewNumericDate(time.Now()),
+		}).Claims(map[string]any{"tenant": claim}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	otherKey := make([]byte, 32)
+	_, _ = crand.Read(otherKey)
 	h := res.Middleware(s.cfg.Handler(s.dp.Router))
 	good := s.tenants[0].t
 
@@ -815,11 +840,17 @@ func (s *isolation) hostile(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w.Code, s.dp.Queries.Count() - before
 	}
-	// Positive control: the probe runs SQL for a valid tenant.
+	// Positive controls: the probe runs SQL for a valid tenant, by header
+	// and by token.
 	req := httptest.NewRequest("GET", s.cfg.Probe, nil)
 	req.Header.Set("X-Tenant-ID", good.Slug)
 	if code, n := serve(req); code/100 != 2 || n == 0 {
 		t.Fatalf("probe %s for a valid tenant: status %d with %d queries; want 2xx and some", s.cfg.Probe, code, n)
+	}
+	req = httptest.NewRequest("GET", s.cfg.Probe, nil)
+	req.Header.Set("Authorization", "Bearer "+token(key, good.Slug))
+	if code, n := serve(req); code/100 != 2 || n == 0 {
+		t.Fatalf("probe %s with a valid token: status %d with %d queries; want 2xx and some", s.cfg.Probe, code, n)
 	}
 
 	sources := map[string]func(v string) *http.Request{
@@ -853,6 +884,26 @@ func (s *isolation) hostile(t *testing.T) {
 			req := httptest.NewRequest("GET", s.cfg.Probe, nil)
 			req.URL.Path = "/t/" + v + s.cfg.Probe
 			req.URL.RawPath = "/t/" + escapeAll(v) + s.cfg.Probe
+			return req
+		},
+		"jwt-claim": func(v string) *http.Request {
+			req := httptest.NewRequest("GET", s.cfg.Probe, nil)
+			req.Header.Set("Authorization", "Bearer "+token(key, v))
+			return req
+		},
+		"jwt-claim-not-a-string": func(v string) *http.Request {
+			req := httptest.NewRequest("GET", s.cfg.Probe, nil)
+			req.Header.Set("Authorization", "Bearer "+token(key, []string{good.Slug, v}))
+			return req
+		},
+		"jwt-forged": func(v string) *http.Request {
+			req := httptest.NewRequest("GET", s.cfg.Probe, nil)
+			req.Header.Set("Authorization", "Bearer "+token(otherKey, good.Slug))
+			return req
+		},
+		"jwt-garbage": func(v string) *http.Request {
+			req := httptest.NewRequest("GET", s.cfg.Probe, nil)
+			req.Header["Authorization"] = []string{"Bearer " + v}
 			return req
 		},
 		"header-from-untrusted-peer": func(v string) *http.Request {
