@@ -103,14 +103,14 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	routedURL, stopRouted, err := serve(res.Middleware(notes.Handler(s.router)))
+	routedURL, stopRouted, err := serve(ctx, res.Middleware(notes.Handler(s.router)))
 	if err != nil {
 		return nil, err
 	}
 	defer stopRouted()
 	baseURLs := map[string]string{}
 	for name, b := range s.baselines {
-		u, stop, err := serve(baselineHandler(b.pool))
+		u, stop, err := serve(ctx, baselineHandler(b.pool))
 		if err != nil {
 			return nil, err
 		}

@@ -32,8 +32,9 @@ type sample struct {
 func (s sample) throughput() float64 { return float64(s.ok) / s.elapsed.Seconds() }
 
 // serve starts h on a loopback listener and returns its base URL and stop.
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func serve(ctx context.Context, h http.Handler) (string, func(), error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
@@ -70,7 +71,7 @@ func pair(ctx context.Context, client *http.Client, targets []target, clients in
 		var mu sync.Mutex
 		for c := range clients {
 			wg.Go(func() {
-				next := tg.picker(rand.New(rand.NewSource(seed + int64(i*1000+c))))
+				next := tg.picker(rand.New(rand.NewSource(seed + int64(i*1000+c)))) //nolint:gosec // load generation
 				var ok, errs int
 				lat := make([]time.Duration, 0, 4096)
 				for !stop.Load() && ctx.Err() == nil {

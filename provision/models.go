@@ -81,13 +81,6 @@ func (p *Provisioner) ensureSharedDatabase(ctx context.Context, cl *catalog.Clus
 	return nil
 }
 
-func (p *Provisioner) sharedDatabase(model tenant.Model) string {
-	if model == tenant.ModelSharded {
-		return p.config.ShardDatabase
-	}
-	return p.config.SharedDatabase
-}
-
 // provisionShared makes sure the shared (or shard) database of t's cluster
 // is ready. A tenant of these models has no storage of its own.
 func (p *Provisioner) provisionShared(ctx context.Context, cl *catalog.Cluster, t *tenant.Tenant) error {

@@ -66,27 +66,27 @@ func TenantSchema(slug string) (string, error) {
 // slug with '-' replaced by '_'.
 func TenantDatabase(slug string) (string, error) { return TenantSchema(slug) }
 
-// Placement returns the full placement of a tenant with slug on model and
-// cluster, with the names of cfg (the defaults when cfg is nil).
-func (cfg *Config) placement(slug string, model tenant.Model, cluster string) (tenant.Placement, error) {
+// placement returns the full placement of a tenant with slug on model and
+// cluster, with the database names of c.
+func (c *Config) placement(slug string, model tenant.Model, cluster string) (tenant.Placement, error) {
 	p := tenant.Placement{Model: model, Cluster: cluster}
 	switch model {
 	case tenant.ModelShared:
-		p.Database, p.Schema = cfg.SharedDatabase, cfg.AppSchema
+		p.Database, p.Schema = c.SharedDatabase, c.AppSchema
 	case tenant.ModelSharded:
-		p.Database, p.Schema = cfg.ShardDatabase, cfg.AppSchema
+		p.Database, p.Schema = c.ShardDatabase, c.AppSchema
 	case tenant.ModelSchema:
 		s, err := TenantSchema(slug)
 		if err != nil {
 			return p, err
 		}
-		p.Database, p.Schema = cfg.SchemasDatabase, s
+		p.Database, p.Schema = c.SchemasDatabase, s
 	case tenant.ModelDatabase:
 		d, err := TenantDatabase(slug)
 		if err != nil {
 			return p, err
 		}
-		p.Database, p.Schema = d, cfg.AppSchema
+		p.Database, p.Schema = d, c.AppSchema
 	default:
 		return p, fmt.Errorf("provision: unknown model %q", model)
 	}

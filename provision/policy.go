@@ -140,7 +140,7 @@ func LeastLoaded(t *tenant.Tenant, model tenant.Model, clusters []ClusterLoad) (
 		for _, c := range clusters {
 			if c.Cluster.Name == want {
 				if err := fits(c); err != nil {
-					return "", fmt.Errorf("%w: %v", ErrNoCapacity, err)
+					return "", fmt.Errorf("%w: %w", ErrNoCapacity, err)
 				}
 				return want, nil
 			}

@@ -386,13 +386,6 @@ func (p *Provisioner) once(cl *catalog.Cluster, what string) (bool, func()) {
 	}
 }
 
-// forget clears a once mark (after the object was dropped).
-func (p *Provisioner) forget(cl *catalog.Cluster, what string) {
-	p.mu.Lock()
-	delete(p.ready, cl.Name+"\x00"+what)
-	p.mu.Unlock()
-}
-
 // lock takes the session-level advisory lock named key on conn (shared or
 // exclusive), waiting at most Config.LockTimeout, and returns its release.
 // Advisory locks are per database: callers take the locks of one cluster on

@@ -89,7 +89,7 @@ func (c *IsolationConfig) withDefaults() *IsolationConfig {
 		out.MaxConns = 12
 	}
 	if out.Seed == 0 {
-		out.Seed = rand.Uint64()
+		out.Seed = rand.Uint64() //nolint:gosec // test traffic, not secrets
 	}
 	return &out
 }
@@ -271,7 +271,7 @@ func (s *isolation) traffic(t *testing.T) {
 	// Evict pools in use, all through the run.
 	var evictor sync.WaitGroup
 	evictor.Go(func() {
-		r := rand.New(rand.NewPCG(s.cfg.Seed, 1))
+		r := rand.New(rand.NewPCG(s.cfg.Seed, 1)) //nolint:gosec // reproducible test traffic
 		for {
 			select {
 			case <-done:
@@ -292,7 +292,7 @@ func (s *isolation) traffic(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range s.cfg.Workers {
 		wg.Go(func() {
-			r := rand.New(rand.NewPCG(s.cfg.Seed, uint64(w)+2))
+			r := rand.New(rand.NewPCG(s.cfg.Seed, uint64(w)+2)) //nolint:gosec // reproducible test traffic
 			for ops.Add(1) <= int64(s.cfg.Ops) && ctx.Err() == nil {
 				o := s.tenants[r.IntN(len(s.tenants))]
 				other := s.tenants[r.IntN(len(s.tenants))]
