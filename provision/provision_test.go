@@ -661,3 +661,58 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestReportingRole checks the reporting role: it reads every tenant's rows
+// in every model and writes nothing.
+func TestReportingRole(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	var tenants []*tenant.Tenant
+	for _, m := range []tenant.Model{tenant.ModelShared, tenant.ModelShared, tenant.ModelSchema, tenant.ModelDatabase} {
+		s := slug("rep")
+		b.create(t, catalog.NewTenant{Slug: s, Labels: map[string]string{provision.ModelLabel: string(m)}})
+		res, err := b.prov.Provision(ctx, actor, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn := res.Tenant
+		if err := scoped(ctx, appConn(t, b, tn.Placement), tn, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO items (id, owner) VALUES (1, $1)`, tn.Slug)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tn)
+	}
+	for _, tn := range tenants {
+		db := admin(t, b, tn.Placement.Cluster, tn.Placement.Database)
+		qt := sqlident.MustQuote(tn.Placement.Schema) + ".items"
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+provision.ReportingRole); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+qt+` WHERE owner = $1`, tn.Slug).Scan(&n); err != nil {
+				return err
+			}
+			if n != 1 {
+				t.Errorf("reporting role sees %d rows of %s (%s), want 1", n, tn.Slug, tn.Placement.Model)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("reporting read of %s: %v", tn.Slug, err)
+		}
+		err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+provision.ReportingRole); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM `+qt)
+			return err
+		})
+		if sqlState(err) != "42501" {
+			t.Errorf("reporting role deleting in %s (%s): %v, want permission denied", tn.Slug, tn.Placement.Model, err)
+		}
+	}
+}
