@@ -243,3 +243,24 @@ WHERE name = $1 RETURNING `+clusterColumns, name, after.ConnString, after.Region
 	s.logger.InfoContext(ctx, "cluster changed", "cluster", name, "version", out.Version, "actor", actor.Name)
 	return out, nil
 }
+
+// ClusterTenantCounts returns how many tenants are placed on each cluster
+// (clusters without tenants are absent), for placement policies.
+func (s *Store) ClusterTenantCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT placement_cluster, count(*) FROM tenantry.tenant
+WHERE placement_cluster IS NOT NULL GROUP BY placement_cluster`)
+	if err != nil {
+		return nil, fmt.Errorf("count tenants per cluster: %w", err)
+	}
+	out := map[string]int{}
+	var name string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count tenants per cluster: %w", err)
+	}
+	return out, nil
+}

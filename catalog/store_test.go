@@ -135,6 +135,7 @@ func TestCreateTenantRefusesBadInput(t *testing.T) {
 		{"bad state", alice, catalog.NewTenant{Slug: "ok1", State: "gone"}, "state", nil},
 		{"bad tier", alice, catalog.NewTenant{Slug: "ok2", Tier: "Pro Plus"}, "tier", nil},
 		{"bad region", alice, catalog.NewTenant{Slug: "ok3", Region: "eu west"}, "region", nil},
+		{"cluster without model", alice, catalog.NewTenant{Slug: "ok16", Placement: tenant.Placement{Cluster: "local"}}, "placement.model", nil},
 		{"bad model", alice, catalog.NewTenant{Slug: "ok4", Placement: tenant.Placement{Model: "mongo"}}, "placement.model", nil},
 		{"unknown cluster", alice, catalog.NewTenant{Slug: "ok5", Placement: tenant.Placement{Model: tenant.ModelShared, Cluster: "nowhere"}}, "placement.cluster", nil},
 		{"injection schema", alice, catalog.NewTenant{Slug: "ok6", Placement: tenant.Placement{Model: tenant.ModelSchema, Schema: `x"; drop`}}, "placement.schema", nil},
@@ -397,6 +398,17 @@ func TestClusters(t *testing.T) {
 	}
 	if _, err := b.store.CreateTenant(ctx, alice, catalog.NewTenant{Slug: "placed", Placement: tenant.Placement{Model: tenant.ModelSharded, Cluster: "eu-1", Database: "tenantry_shard", Schema: "app"}}); err != nil {
 		t.Fatalf("placement on a known cluster: %v", err)
+	}
+	unplaced, err := b.store.CreateTenant(ctx, alice, catalog.NewTenant{Slug: "unplaced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unplaced.Placement.Placed() {
+		t.Fatalf("a tenant created without a model is placed: %+v", unplaced.Placement)
+	}
+	counts, err := b.store.ClusterTenantCounts(ctx)
+	if err != nil || len(counts) != 1 || counts["eu-1"] != 1 {
+		t.Fatalf("ClusterTenantCounts = %v, %v; want eu-1: 1", counts, err)
 	}
 	list, err := b.store.Clusters(ctx)
 	if err != nil || len(list) != 1 {

@@ -24,8 +24,10 @@ type NewTenant struct {
 	Tier string
 	// Region defaults to "" (no residency constraint).
 	Region string
-	// Placement.Model defaults to shared. The data plane's placement policy
-	// fills in the rest when it provisions the tenant.
+	// Placement may be left empty: the tenant is then unplaced, and the
+	// data plane's placement policy chooses its model (by tier, say) when it
+	// provisions the tenant. A model given here is an explicit choice the
+	// policy honours.
 	Placement tenant.Placement
 	// Domains are custom domains; each is normalised (see NormalizeDomain)
 	// and must be unique across tenants.
@@ -58,9 +60,6 @@ func (in *NewTenant) normalize() error {
 	}
 	if err := validateRegion(in.Region); err != nil {
 		return err
-	}
-	if in.Placement.Model == "" {
-		in.Placement.Model = tenant.ModelShared
 	}
 	if err := validatePlacement(in.Placement); err != nil {
 		return err

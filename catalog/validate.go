@@ -117,6 +117,9 @@ func validateLabels(field string, labels map[string]string) error {
 }
 
 func validatePlacement(p tenant.Placement) error {
+	if p == (tenant.Placement{}) {
+		return nil // unplaced
+	}
 	if !p.Model.Valid() {
 		return &ValidationError{Field: "placement.model", Reason: "must be one of shared, schema, database, sharded"}
 	}

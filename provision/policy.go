@@ -51,14 +51,13 @@ func (f PolicyFunc) Place(t *tenant.Tenant, clusters []ClusterLoad) (Decision, e
 const ModelLabel = "tenantry.io/model"
 
 // ExplicitModel returns the model a tenant asked for at creation, if any: the
-// ModelLabel label, else a placement model other than shared. The catalog
-// stores shared when no model is given, so shared counts as explicit only
-// through the label.
+// ModelLabel label, else the placement model recorded in the catalog (a
+// tenant created without one is unplaced, Model "").
 func ExplicitModel(t *tenant.Tenant) (tenant.Model, bool) {
 	if m := tenant.Model(t.Labels[ModelLabel]); m.Valid() {
 		return m, true
 	}
-	if t.Placement.Model.Valid() && t.Placement.Model != tenant.ModelShared {
+	if t.Placement.Model.Valid() {
 		return t.Placement.Model, true
 	}
 	return "", false

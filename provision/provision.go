@@ -294,21 +294,9 @@ func (p *Provisioner) loads(ctx context.Context) ([]ClusterLoad, error) {
 	if err != nil {
 		return nil, err
 	}
-	counts := map[string]int{}
-	for after := ""; ; {
-		page, err := p.store.Tenants(ctx, catalog.ListOptions{After: after, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range page {
-			if t.Placement.Cluster != "" {
-				counts[t.Placement.Cluster]++
-			}
-		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].Slug
+	counts, err := p.store.ClusterTenantCounts(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]ClusterLoad, 0, len(clusters))
 	for _, c := range clusters {

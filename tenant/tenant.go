@@ -60,7 +60,7 @@ func (m Model) Valid() bool {
 // tenant is created and it changes only through an explicit move: it is never
 // recomputed implicitly.
 type Placement struct {
-	// Model is the storage isolation model.
+	// Model is the storage isolation model; "" while the tenant is unplaced.
 	Model Model `json:"model"`
 	// Cluster names the PostgreSQL cluster (server) in the catalog's cluster
 	// table. For the sharded model it is the shard.
@@ -70,6 +70,10 @@ type Placement struct {
 	// Schema is the schema holding the tenant's tables.
 	Schema string `json:"schema"`
 }
+
+// Placed reports whether the placement names a model. A tenant created
+// without one is unplaced until the data plane provisions it.
+func (p Placement) Placed() bool { return p.Model != "" }
 
 // Tenant is one customer organisation. Values handed out by the catalog are
 // shared snapshots: treat them as read-only.

@@ -73,7 +73,7 @@ func (a *app) tenantCreate() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.DisplayName, "display-name", "", "human-readable name (default: the slug)")
-	f.StringVar(&model, "model", "", "storage isolation model: shared, sharded, schema or database (default shared)")
+	f.StringVar(&model, "model", "", "storage isolation model: shared, sharded, schema or database (default: chosen by the placement policy from the tier)")
 	f.StringVar(&cluster, "cluster", "", "cluster to place the tenant on (default: chosen when provisioned)")
 	f.StringVar(&req.Tier, "tier", "", "commercial tier (default free)")
 	f.StringVar(&req.Region, "region", "", "data-residency region")
