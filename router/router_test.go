@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tenantry/tenantry/catalog"
+	"github.com/tenantry/tenantry/internal/sqlident"
 	"github.com/tenantry/tenantry/pool"
 	"github.com/tenantry/tenantry/router"
 	"github.com/tenantry/tenantry/tenant"
@@ -477,4 +478,25 @@ type countingConn struct {
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.onWrite()
 	return c.Conn.Write(p)
+}
+
+// A schema-model tenant naming another tenant's schema gets the server's
+// permission error, not a generic "transaction aborted".
+func TestForeignSchemaIsPermissionDenied(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	a := b.addTenant(t, "alpha", tenant.ModelSchema, tenant.StateActive)
+	other := b.addTenant(t, "bravo", tenant.ModelSchema, tenant.StateActive)
+	b.insert(t, other, "secret")
+	err := b.router.Tx(ctxFor(a), func(ctx context.Context, tx router.Tx) error {
+		var n int
+		return tx.QueryRow(ctx, "SELECT count(*) FROM "+sqlident.MustQuote(other.Placement.Schema)+".notes").Scan(&n)
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Fatalf("reading another tenant's schema: err = %v, want permission denied (42501)", err)
+	}
+	if s := b.see(t, a); s.tenantID != a.ID {
+		t.Fatalf("the connection is unusable afterwards: %+v", s)
+	}
 }

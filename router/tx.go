@@ -160,11 +160,14 @@ func (t *txn) start(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error)
 		if _, ok := m.prepared[q.SQL]; ok || m.noPrepare || !plain(q.Arguments) || len(m.prepared) >= maxPrepared {
 			continue
 		}
-		// An error (a syntax error, say) aborts the transaction; the
-		// statement's own execution reports it again.
-		if _, err := t.pg.Prepare(ctx, q.SQL, q.SQL); err == nil {
-			m.prepared[q.SQL] = struct{}{}
+		// An error (a syntax error, a permission denied) aborts the
+		// transaction: report it as it is, rather than the "current
+		// transaction is aborted" that executing the statement would give.
+		if _, err := t.pg.Prepare(ctx, q.SQL, q.SQL); err != nil {
+			t.state, t.err = txBroken, err
+			return nil, err
 		}
+		m.prepared[q.SQL] = struct{}{}
 	}
 	return nil, nil
 }
