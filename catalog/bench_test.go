@@ -78,4 +78,3 @@ func BenchmarkCacheLookup(b *testing.B) {
 		}
 	})
 }
-

@@ -148,7 +148,9 @@ func TestCreateTenantRefusesBadInput(t *testing.T) {
 		{"bad label key", alice, catalog.NewTenant{Slug: "ok13", Labels: map[string]string{"bad key": "v"}}, "labels", nil},
 		{"no actor", catalog.Actor{}, catalog.NewTenant{Slug: "ok14"}, "actor", nil},
 		{"duplicate slug", alice, catalog.NewTenant{Slug: "taken"}, "slug", catalog.ErrExists},
-		{"duplicate domain", alice, catalog.NewTenant{Slug: "ok15", Domains: []string{"TAKEN.example.com"}}, "domain", catalog.ErrExists},
+		{"duplicate domain", alice, catalog.NewTenant{Slug: "ok15", Domains: []string{"TAKEN.example.com"}}, "domains", catalog.ErrExists},
+		{"NUL in label value", alice, catalog.NewTenant{Slug: "ok17", Labels: map[string]string{"k": "a\x00b"}}, "labels", nil},
+		{"invalid UTF-8 in label value", alice, catalog.NewTenant{Slug: "ok18", Labels: map[string]string{"k": "a\xffb"}}, "labels", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,10 +421,10 @@ func TestClusters(t *testing.T) {
 func TestNormalizeDomain(t *testing.T) {
 	t.Parallel()
 	good := map[string]string{
-		"Acme.Example.com.":       "acme.example.com",
-		"xn--bcher-kva.example":   "xn--bcher-kva.example",
-		"a-b.c-d.io":              "a-b.c-d.io",
-		"acme.localhost":          "acme.localhost",
+		"Acme.Example.com.":     "acme.example.com",
+		"xn--bcher-kva.example": "xn--bcher-kva.example",
+		"a-b.c-d.io":            "a-b.c-d.io",
+		"acme.localhost":        "acme.localhost",
 	}
 	for in, want := range good {
 		got, err := catalog.NormalizeDomain(in)

@@ -136,6 +136,10 @@ RETURNING id::text`, in.Slug, in.DisplayName, string(in.State), in.Tier, in.Regi
 		}
 		for _, d := range in.Domains {
 			if err := insertDomain(ctx, tx, id, d); err != nil {
+				var ee *ExistsError
+				if errors.As(err, &ee) {
+					ee.Field = "domains" // the create request's field
+				}
 				return err
 			}
 		}

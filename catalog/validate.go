@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tenantry/tenantry/tenant"
 )
@@ -80,7 +81,7 @@ func validateDisplayName(s string) error {
 		return &ValidationError{Field: "display_name", Reason: fmt.Sprintf("longer than %d bytes", maxNameBytes)}
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
 			return &ValidationError{Field: "display_name", Reason: "contains control characters or invalid UTF-8"}
 		}
 	}
@@ -111,6 +112,11 @@ func validateLabels(field string, labels map[string]string) error {
 		}
 		if len(v) > maxLabelVal {
 			return &ValidationError{Field: field, Reason: fmt.Sprintf("value of %q longer than %d bytes", k, maxLabelVal)}
+		}
+		for _, r := range v {
+			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+				return &ValidationError{Field: field, Reason: fmt.Sprintf("value of %q contains control characters or invalid UTF-8", k)}
+			}
 		}
 	}
 	return nil

@@ -35,9 +35,9 @@ type Manager struct {
 	sf          singleflight.Group
 	unsubscribe func()
 	closed      atomic.Bool
-	reap   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	reap        chan struct{}
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // entry is one pool and its reference count. A reference is held by every
