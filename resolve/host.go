@@ -144,6 +144,9 @@ func Host() Strategy {
 
 type hostStrategy struct {
 	base
+	// skip holds hosts that are never a tenant's domain: the base domains
+	// of the resolver's Subdomain strategies (filled in by New).
+	skip []string
 }
 
 func (s *hostStrategy) prepare() error {
@@ -155,6 +158,17 @@ func (s *hostStrategy) find(r *http.Request) (key, *Problem) {
 	host, class := normalizeHost(r.Host)
 	switch class {
 	case hostName:
+		// A single-label host ("localhost") can never be a custom domain
+		// (the catalog requires two labels), and a base domain of the
+		// Subdomain strategy is the service itself: neither names a tenant.
+		if strings.IndexByte(host, '.') < 0 {
+			return key{}, nil
+		}
+		for _, b := range s.skip {
+			if host == b {
+				return key{}, nil
+			}
+		}
 		return key{kind: keyDomain, value: host}, nil
 	case hostInvalid:
 		return key{}, s.p.invalid

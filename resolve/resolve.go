@@ -151,8 +151,17 @@ func New(lookup Lookup, cfg *Config) (*Resolver, error) {
 		return nil, err
 	}
 	names := make([]string, len(cfg.Strategies))
+	var bases []string
 	for i, s := range cfg.Strategies {
 		names[i] = s.common().source
+		if sub, ok := s.(*subdomainStrategy); ok {
+			bases = append(bases, sub.bases...)
+		}
+	}
+	for _, s := range cfg.Strategies {
+		if h, ok := s.(*hostStrategy); ok {
+			h.skip = bases
+		}
 	}
 	return &Resolver{
 		lookup:     lookup,

@@ -422,3 +422,42 @@ func TestStrategyNames(t *testing.T) {
 		t.Error("Mode.String")
 	}
 }
+
+// The service's own host names no tenant: a request to the bare host or to a
+// base domain is tenant_missing (400), and another strategy may still match.
+func TestServiceHostIsNoIdentifier(t *testing.T) {
+	t.Parallel()
+	res := MustNew(newLookup(), &Config{Strategies: []Strategy{
+		Host(), Subdomain("localhost", "tenants.example.org"), Header(DefaultHeader, loopback),
+	}})
+	for _, tc := range []struct {
+		host, tenantHeader string
+		wantStatus         int
+		wantVia            string
+	}{
+		{"localhost:8080", "", http.StatusBadRequest, ""},
+		{"localhost", "", http.StatusBadRequest, ""},
+		{"tenants.example.org", "", http.StatusBadRequest, ""},
+		{"TENANTS.example.org.", "", http.StatusBadRequest, ""},
+		{"localhost:8080", "acme", http.StatusOK, StrategyHeader},
+		{"tenants.example.org", "acme", http.StatusOK, StrategyHeader},
+		{"acme.example.org", "", http.StatusOK, StrategyHost},
+		{"unknown.example.org", "", http.StatusNotFound, ""},
+	} {
+		h := http.Header{}
+		if tc.tenantHeader != "" {
+			h.Set(DefaultHeader, tc.tenantHeader)
+		}
+		var via string
+		rec := httptest.NewRecorder()
+		res.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			via = tenant.ResolvedVia(r.Context())
+		})).ServeHTTP(rec, request{host: tc.host, header: h, remoteAddr: "127.0.0.1:5000"}.build(t))
+		if rec.Code != tc.wantStatus || via != tc.wantVia {
+			t.Errorf("host %q header %q: status %d via %q, want %d via %q (body %s)", tc.host, tc.tenantHeader, rec.Code, via, tc.wantStatus, tc.wantVia, rec.Body)
+		}
+		if tc.wantStatus == http.StatusBadRequest && !strings.Contains(rec.Body.String(), CodeMissing) {
+			t.Errorf("host %q: body %s, want code %s", tc.host, rec.Body, CodeMissing)
+		}
+	}
+}
