@@ -329,7 +329,7 @@ func TestCurrentTenant(t *testing.T) {
 		code             string
 	}{
 		{"no tenant", "/api/v1/tenant", "127.0.0.1", nil, 400, resolve.CodeMissing},
-		{"bare base domain", "/api/v1/tenant", "localhost", nil, 404, resolve.CodeUnknown},
+		{"bare base domain", "/api/v1/tenant", "localhost", nil, 400, resolve.CodeMissing},
 		{"unknown subdomain", "/api/v1/tenant", "nobody.localhost", nil, 404, resolve.CodeUnknown},
 		{"unknown domain", "/api/v1/tenant", "shop.nowhere.test", nil, 404, resolve.CodeUnknown},
 		{"disagreeing sources", "/t/globex/api/v1/tenant", "acme.localhost", nil, 403, resolve.CodeConflict},
