@@ -201,8 +201,8 @@ func clusterSummary(m *pool.Manager) string {
 
 // bulkTenants records tenants in the catalog, eight at a time, and waits
 // until the cache has them all.
-func (fx *testBundle) bulkTenants(b *testing.B, in []catalog.NewTenant) []*tenant.Tenant {
-	b.Helper()
+func (b *testBundle) bulkTenants(t testing.TB, in []catalog.NewTenant) []*tenant.Tenant {
+	t.Helper()
 	out := make([]*tenant.Tenant, len(in))
 	idx := make([]string, len(in))
 	for i := range in {
@@ -210,25 +210,25 @@ func (fx *testBundle) bulkTenants(b *testing.B, in []catalog.NewTenant) []*tenan
 	}
 	err := parallel(8, idx, func(s string) error {
 		i, _ := strconv.Atoi(s)
-		tn, err := fx.store.CreateTenant(context.Background(), actor, in[i])
+		tn, err := b.store.CreateTenant(context.Background(), actor, in[i])
 		out[i] = tn
 		return err
 	})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, tn := range out {
-		fx.waitCached(b, tn)
+		b.waitCached(t, tn)
 	}
 	return out
 }
 
-func (fx *testBundle) bulkShared(b *testing.B, n int) []*tenant.Tenant {
+func (b *testBundle) bulkShared(t testing.TB, n int) []*tenant.Tenant {
 	in := make([]catalog.NewTenant, n)
 	for i := range in {
-		in[i] = catalog.NewTenant{Slug: fmt.Sprintf("sh-%04d", i), Placement: tenant.Placement{Model: tenant.ModelShared, Cluster: cluster, Database: fx.appDB, Schema: "app"}}
+		in[i] = catalog.NewTenant{Slug: fmt.Sprintf("sh-%04d", i), Placement: tenant.Placement{Model: tenant.ModelShared, Cluster: cluster, Database: b.appDB, Schema: "app"}}
 	}
-	ts := fx.bulkTenants(b, in)
+	ts := b.bulkTenants(t, in)
 	var sb strings.Builder
 	sb.WriteString("INSERT INTO app.notes (tenant_id, id, body) OVERRIDING SYSTEM VALUE VALUES ")
 	for i, tn := range ts {
@@ -237,29 +237,29 @@ func (fx *testBundle) bulkShared(b *testing.B, n int) []*tenant.Tenant {
 		}
 		fmt.Fprintf(&sb, "('%s', 1, 'note')", tn.ID)
 	}
-	if _, err := fx.appPool.Exec(context.Background(), sb.String()); err != nil {
-		b.Fatal(err)
+	if _, err := b.appPool.Exec(context.Background(), sb.String()); err != nil {
+		t.Fatal(err)
 	}
 	return ts
 }
 
-func (fx *testBundle) bulkSchemas(b *testing.B, n int) []*tenant.Tenant {
+func (b *testBundle) bulkSchemas(t testing.TB, n int) []*tenant.Tenant {
 	ctx := context.Background()
 	in := make([]catalog.NewTenant, n)
 	slugs := make([]string, n)
 	for i := range in {
 		slugs[i] = fmt.Sprintf("sc-%04d", i)
-		in[i] = catalog.NewTenant{Slug: slugs[i], Placement: tenant.Placement{Model: tenant.ModelSchema, Cluster: cluster, Database: fx.appDB, Schema: "t_" + strings.ReplaceAll(slugs[i], "-", "_")}}
+		in[i] = catalog.NewTenant{Slug: slugs[i], Placement: tenant.Placement{Model: tenant.ModelSchema, Cluster: cluster, Database: b.appDB, Schema: "t_" + strings.ReplaceAll(slugs[i], "-", "_")}}
 	}
-	ts := fx.bulkTenants(b, in)
+	ts := b.bulkTenants(t, in)
 	roles := make([]string, n)
 	for i, tn := range ts {
-		roles[i] = fx.tenantRole(tn)
-		fx.createRole(b, roles[i], "NOLOGIN")
+		roles[i] = b.tenantRole(tn)
+		b.createRole(t, roles[i], "NOLOGIN")
 	}
-	b.Cleanup(func() {
+	t.Cleanup(func() {
 		_ = parallel(4, slugs, func(slug string) error {
-			_, err := fx.appPool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+sqlident.MustQuote("t_"+strings.ReplaceAll(slug, "-", "_"))+" CASCADE")
+			_, err := b.appPool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+sqlident.MustQuote("t_"+strings.ReplaceAll(slug, "-", "_"))+" CASCADE")
 			return err
 		})
 	})
@@ -267,26 +267,26 @@ func (fx *testBundle) bulkSchemas(b *testing.B, n int) []*tenant.Tenant {
 		i, _ := strconv.Atoi(slug[3:])
 		tn := ts[i]
 		ddl := tableSQL(tn.Placement.Schema, false) + grantSQL(tn.Placement.Schema, roles[i]) +
-			"GRANT " + sqlident.MustQuote(roles[i]) + " TO " + sqlident.MustQuote(fx.runtime) + ";" +
+			"GRANT " + sqlident.MustQuote(roles[i]) + " TO " + sqlident.MustQuote(b.runtime) + ";" +
 			"INSERT INTO " + sqlident.MustQuote(tn.Placement.Schema) + ".notes (tenant_id, id, body) OVERRIDING SYSTEM VALUE VALUES ('" + tn.ID + "', 1, 'note')"
-		_, err := fx.appPool.Exec(ctx, ddl)
+		_, err := b.appPool.Exec(ctx, ddl)
 		return err
 	})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return ts
 }
 
-func (fx *testBundle) bulkDatabases(b *testing.B, n int) []*tenant.Tenant {
+func (b *testBundle) bulkDatabases(t testing.TB, n int) []*tenant.Tenant {
 	ctx := context.Background()
-	tplURL := tenantrytest.NewDatabase(b)
-	tpl := dbName(b, tplURL)
-	tp := tenantrytest.Pool(b, tplURL)
+	tplURL := tenantrytest.NewDatabase(t)
+	tpl := dbName(t, tplURL)
+	tp := tenantrytest.Pool(t, tplURL)
 	// One role owns the tables' privileges in the template; each database
 	// then grants them to its tenant's role.
 	if _, err := tp.Exec(ctx, tableSQL("app", false)); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	tp.Close()
 	prefix := "tt_" + randHex(4) + "_db_"
@@ -296,27 +296,27 @@ func (fx *testBundle) bulkDatabases(b *testing.B, n int) []*tenant.Tenant {
 		names[i] = fmt.Sprintf("%s%04d", prefix, i)
 		in[i] = catalog.NewTenant{Slug: fmt.Sprintf("db-%04d", i), Placement: tenant.Placement{Model: tenant.ModelDatabase, Cluster: cluster, Database: names[i], Schema: "app"}}
 	}
-	ts := fx.bulkTenants(b, in)
+	ts := b.bulkTenants(t, in)
 	roles := make([]string, n)
 	for i, tn := range ts {
-		roles[i] = fx.tenantRole(tn)
-		fx.createRole(b, roles[i], "NOLOGIN")
-		if _, err := fx.admin.Exec(ctx, "GRANT "+sqlident.MustQuote(roles[i])+" TO "+sqlident.MustQuote(fx.runtime)); err != nil {
-			b.Fatal(err)
+		roles[i] = b.tenantRole(tn)
+		b.createRole(t, roles[i], "NOLOGIN")
+		if _, err := b.admin.Exec(ctx, "GRANT "+sqlident.MustQuote(roles[i])+" TO "+sqlident.MustQuote(b.runtime)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	b.Cleanup(func() {
+	t.Cleanup(func() {
 		_ = parallel(4, names, func(name string) error {
-			_, err := fx.admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+sqlident.MustQuote(name)+" WITH (FORCE)")
+			_, err := b.admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+sqlident.MustQuote(name)+" WITH (FORCE)")
 			return err
 		})
 	})
 	err := parallel(4, names, func(name string) error {
-		if _, err := fx.admin.Exec(ctx, "CREATE DATABASE "+sqlident.MustQuote(name)+" TEMPLATE "+sqlident.MustQuote(tpl)+" STRATEGY file_copy"); err != nil {
+		if _, err := b.admin.Exec(ctx, "CREATE DATABASE "+sqlident.MustQuote(name)+" TEMPLATE "+sqlident.MustQuote(tpl)+" STRATEGY file_copy"); err != nil {
 			return err
 		}
 		i, _ := strconv.Atoi(strings.TrimPrefix(name, prefix))
-		cfg, err := pgx.ParseConfig(tenantrytest.Shared(b).URL(name))
+		cfg, err := pgx.ParseConfig(tenantrytest.Shared(t).URL(name))
 		if err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (fx *testBundle) bulkDatabases(b *testing.B, n int) []*tenant.Tenant {
 		return err
 	})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return ts
 }

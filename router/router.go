@@ -53,10 +53,10 @@ type TxOptions struct {
 }
 
 func (o TxOptions) begin() string {
-	switch {
-	case o == TxOptions{}:
+	switch o {
+	case TxOptions{}:
 		return "begin"
-	case o == TxOptions{ReadOnly: true}:
+	case TxOptions{ReadOnly: true}:
 		return "begin read only"
 	}
 	s := "begin"
@@ -110,19 +110,20 @@ func (r *Router) TxWith(ctx context.Context, opts TxOptions, fn func(context.Con
 	t := &txn{r: r, conn: conn, pg: conn.Conn(), s: s}
 	defer func() {
 		if p := recover(); p != nil {
-			t.end(ctx, false)
-			r.logger.Error("panic in tenant transaction; rolled back", "tenant", s.t.Slug)
+			attrs := []any{"tenant", s.t.Slug}
+			if err := t.end(ctx, false); err != nil {
+				attrs = append(attrs, "err", err)
+			}
+			r.logger.Error("panic in tenant transaction; rolled back", attrs...)
 			panic(p)
 		}
 	}()
 	ferr := fn(ctx, t)
 	switch {
 	case ferr != nil:
-		t.end(ctx, false)
-		return ferr
+		return t.abort(ctx, ferr)
 	case ctx.Err() != nil:
-		t.end(ctx, false)
-		return ctx.Err()
+		return t.abort(ctx, ctx.Err())
 	}
 	return t.end(ctx, true)
 }

@@ -323,20 +323,29 @@ func TestFirstStatementOfEveryKind(t *testing.T) {
 				return err
 			}
 			bodies, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil || len(bodies) != 1 || rows.Conn() != nil {
-				return fmt.Errorf("rows %v, %v, conn exposed %v", bodies, err, rows.Conn() != nil)
+			if err != nil {
+				return fmt.Errorf("collecting rows: %w", err)
+			}
+			if len(bodies) != 1 || rows.Conn() != nil {
+				return fmt.Errorf("rows %v, conn exposed %v", bodies, rows.Conn() != nil)
 			}
 			_, err = tx.Exec(ctx, "INSERT INTO notes (tenant_id, body) VALUES ($1, 'after query')", tn.ID)
 			return err
 		})
 		run("QueryRow", func(ctx context.Context, tx router.Tx) error {
 			var n int
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n); err != nil || n != 2 {
-				return fmt.Errorf("count %d, %v", n, err)
+			if err := tx.QueryRow(ctx, "SELECT count(*) FROM notes").Scan(&n); err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			if n != 2 {
+				return fmt.Errorf("count %d, want 2", n)
 			}
 			var none string
-			if err := tx.QueryRow(ctx, "SELECT body FROM notes WHERE false").Scan(&none); !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("no rows: %v", err)
+			switch err := tx.QueryRow(ctx, "SELECT body FROM notes WHERE false").Scan(&none); {
+			case err == nil:
+				return errors.New("no rows: Scan succeeded, want pgx.ErrNoRows")
+			case !errors.Is(err, pgx.ErrNoRows):
+				return fmt.Errorf("no rows: %w, want pgx.ErrNoRows", err)
 			}
 			return nil
 		})
@@ -349,8 +358,11 @@ func TestFirstStatementOfEveryKind(t *testing.T) {
 				return err
 			}
 			var n int
-			if err := br.QueryRow().Scan(&n); err != nil || n != 3 {
-				return fmt.Errorf("count %d, %v", n, err)
+			if err := br.QueryRow().Scan(&n); err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			if n != 3 {
+				return fmt.Errorf("count %d, want 3", n)
 			}
 			if br.Tx() != nil {
 				return errors.New("batch results expose a pgx.Tx")
@@ -379,7 +391,7 @@ func TestFirstStatementOfEveryKind(t *testing.T) {
 			b.insert(t, tn, "copy 2")
 		}
 		run("rows left open", func(ctx context.Context, tx router.Tx) error {
-			_, err := tx.Query(ctx, "SELECT generate_series(1, 1000)")
+			_, err := tx.Query(ctx, "SELECT generate_series(1, 1000)") //nolint:sqlclosecheck // on purpose: the router must close what fn leaves open
 			return err
 		})
 		var leaked router.Tx

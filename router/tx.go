@@ -219,6 +219,16 @@ func (t *txn) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 }
 
 func (t *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r, err := t.query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// query runs Query's statement. Its rows are t.pending: the transaction
+// closes them before its next statement or its end if the caller does not.
+func (t *txn) query(ctx context.Context, sql string, args ...any) (*txRows, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
@@ -253,11 +263,12 @@ func (t *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 }
 
 func (t *txn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	rows, err := t.Query(ctx, sql, args...)
+	rows, err := t.query(ctx, sql, args...)
 	if err != nil {
 		return errRow{err}
 	}
-	return (*txRow)(rows.(*txRows))
+	// Scan closes the rows, as pgx's QueryRow does.
+	return (*txRow)(rows)
 }
 
 func (t *txn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
@@ -323,6 +334,16 @@ func (t *txn) end(ctx context.Context, commit bool) error {
 		return t.err
 	}
 	return nil
+}
+
+// abort rolls the transaction back after cause, which it returns. A broken
+// scope is returned with it, unless cause already carries it (fn normally
+// returns the error its first statement got).
+func (t *txn) abort(ctx context.Context, cause error) error {
+	if err := t.end(ctx, false); err != nil && !errors.Is(cause, err) {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 // release returns the connection if it is idle and outside a transaction,

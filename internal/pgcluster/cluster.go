@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -116,7 +117,7 @@ func Start(ctx context.Context, cfg *Config) (*Cluster, error) {
 	for attempt := 1; ; attempt++ {
 		port := cfg.Port
 		if chosen {
-			if port, err = freePort(preferred); err != nil {
+			if port, err = freePort(ctx, preferred); err != nil {
 				return nil, fmt.Errorf("pgcluster: picking a free port: %w", err)
 			}
 			preferred = 0
@@ -149,26 +150,25 @@ func initdb(ctx context.Context, cfg *Config, who runAs, pgdata string) error {
 		args = append(args, "--no-sync")
 	}
 	var out bytes.Buffer
-	cmd := exec.Command(filepath.Join(cfg.BinDir, "initdb"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "initdb"), args...)
 	cmd.Dir = cfg.Dir
 	cmd.Env = serverEnv()
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = who.attr()
+	// initdb runs postgres children in its process group (attr sets
+	// Setpgid): when ctx ends, kill the whole group, or an orphaned child
+	// would keep the output pipe open and Wait with it.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	exited, err := startLocked(cmd, syscall.SIGKILL)
 	if err != nil {
 		return fmt.Errorf("pgcluster: running initdb: %w", err)
 	}
-	select {
-	case err = <-exited:
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-exited
+	if err := <-exited; err != nil {
 		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("pgcluster: initdb did not finish: %w", ctx.Err())
-	}
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("pgcluster: initdb failed (%v):\n%s", err, strings.TrimSpace(out.String()))
+		if ctx.Err() != nil {
+			return fmt.Errorf("pgcluster: initdb did not finish: %w", ctx.Err())
+		}
+		return fmt.Errorf("pgcluster: initdb failed (%w):\n%s", err, strings.TrimSpace(out.String()))
 	}
 	if err := os.Rename(tmp, pgdata); err != nil {
 		return fmt.Errorf("pgcluster: %w", err)
@@ -184,8 +184,11 @@ func (e *bindError) Unwrap() error { return e.err }
 
 // launch runs postgres on port and waits until it accepts connections.
 func launch(ctx context.Context, cfg *Config, who runAs, logFile *os.File, port int) (*Cluster, error) {
-	logStart, _ := logFile.Seek(0, 2)
-	cmd := exec.Command(filepath.Join(cfg.BinDir, "postgres"), serverArgs(cfg, port)...)
+	logStart, _ := logFile.Seek(0, io.SeekEnd)
+	// The server outlives ctx, which bounds only the wait for readiness (and
+	// is cancelled when Start returns): exec.CommandContext would kill it
+	// then. Stop ends it, and Pdeathsig if this process dies first.
+	cmd := exec.Command(filepath.Join(cfg.BinDir, "postgres"), serverArgs(cfg, port)...) //nolint:noctx // the server outlives ctx; Stop ends it
 	cmd.Dir = cfg.Dir
 	cmd.Env = serverEnv()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -233,9 +236,12 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		last = err
 		select {
 		case <-c.done:
-			return fmt.Errorf("postgres exited: %v", c.Err())
+			if err := c.Err(); err != nil {
+				return fmt.Errorf("postgres exited: %w", err)
+			}
+			return errors.New("postgres exited")
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last connection error: %v)", ctx.Err(), last)
+			return fmt.Errorf("%w (last connection error: %w)", ctx.Err(), last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -362,14 +368,15 @@ func (c *Cluster) stop(ctx context.Context) error {
 
 // freePort returns preferred if it is free on 127.0.0.1, else a port the
 // kernel picks.
-func freePort(preferred int) (int, error) {
+func freePort(ctx context.Context, preferred int) (int, error) {
+	var lc net.ListenConfig
 	if preferred > 0 {
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
+		if l, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
 			_ = l.Close()
 			return preferred, nil
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -407,11 +414,11 @@ func logTail(path string, offset int64) string {
 		return "(" + err.Error() + ")"
 	}
 	defer f.Close()
-	const max = 4096
-	if fi, err := f.Stat(); err == nil && fi.Size()-offset > max {
-		offset = fi.Size() - max
+	const tailBytes = 4096
+	if fi, err := f.Stat(); err == nil && fi.Size()-offset > tailBytes {
+		offset = fi.Size() - tailBytes
 	}
-	buf := make([]byte, max)
+	buf := make([]byte, tailBytes)
 	n, _ := f.ReadAt(buf, offset)
 	lines := strings.Split(strings.TrimRight(string(buf[:n]), "\n"), "\n")
 	if len(lines) > 30 {

@@ -1,6 +1,7 @@
 package pgcluster_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -257,6 +259,44 @@ func TestInitdbFailure(t *testing.T) {
 	for _, left := range []string{"pgdata", "pgdata.initdb"} {
 		if _, err := os.Stat(filepath.Join(dir, left)); err == nil {
 			t.Errorf("failed initdb left %s behind", left)
+		}
+	}
+}
+
+// TestInitdbTimeout: an initdb still running when StartTimeout ends is
+// killed with the children it started (its process group), so Start returns
+// instead of waiting on a child that holds initdb's output open.
+func TestInitdbTimeout(t *testing.T) {
+	t.Parallel()
+	bin := tempDir(t)
+	for name, script := range map[string]string{
+		"initdb":   "#!/bin/sh\nsleep 600 &\necho $! > child.pid\nwait\n",
+		"postgres": "#!/bin/sh\nexit 1\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := tempDir(t)
+	_, err := pgcluster.Start(t.Context(), &pgcluster.Config{Dir: dir, BinDir: bin, StartTimeout: time.Second})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "initdb did not finish") {
+		t.Fatalf("err = %v, want initdb's deadline", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pgdata.initdb")); err == nil {
+		t.Error("timed-out initdb left pgdata.initdb behind")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed, it is gone once reaped, or a zombie until then.
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) == 0 || f[0] != "Z" {
+			t.Errorf("initdb's child %d survived the timeout: %s", pid, stat)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -74,23 +75,31 @@ func (r runAs) prepareDir(dir string) error {
 	}
 	// Dir and everything in it (a data dir copied or created by root, the
 	// log file) must belong to the server user; chown only what differs.
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// The walk goes through an os.Root: the server user owns what is below
+	// dir, and a directory it swapped for a symlink mid-walk must not lead
+	// this root process to chown a file outside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return err
+			return fmt.Errorf("pgcluster: %w", err)
 		}
 		fi, err := d.Info()
 		if err != nil {
-			return err
+			return fmt.Errorf("pgcluster: %w", err)
 		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
-			if path != dir && d.IsDir() && filepath.Dir(path) == dir {
+			if name != "." && d.IsDir() && path.Dir(name) == "." {
 				// The data dir is already the server's: nothing below needs a change.
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if err := os.Lchown(path, uid, gid); err != nil {
-			return fmt.Errorf("pgcluster: giving %s to OS user %q: %w", path, r.name, err)
+		if err := root.Lchown(name, uid, gid); err != nil {
+			return fmt.Errorf("pgcluster: giving %s to OS user %q: %w", filepath.Join(dir, name), r.name, err)
 		}
 		return nil
 	})
