@@ -58,7 +58,8 @@ func NewClient(baseURL, token string, hc *http.Client) (*Client, error) {
 	return &Client{base: u, token: token, http: hc}, nil
 }
 
-// CreateTenant creates a tenant.
+// CreateTenant creates a tenant. On a server that provisions storage, the
+// answer carries the placement chosen (model, cluster, database, schema).
 func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (*tenant.Tenant, error) {
 	var t tenant.Tenant
 	return &t, c.do(ctx, http.MethodPost, "/admin/v1/tenants", nil, req, &t)
@@ -116,7 +117,8 @@ func (c *Client) UpdateTenant(ctx context.Context, slug string, req UpdateTenant
 	return &t, c.do(ctx, http.MethodPatch, tenantPath(slug), nil, req, &t)
 }
 
-// DeleteTenant removes a tenant from the catalog.
+// DeleteTenant removes a tenant from the catalog, after dropping its
+// storage on a server that provisions.
 func (c *Client) DeleteTenant(ctx context.Context, slug string) error {
 	return c.do(ctx, http.MethodDelete, tenantPath(slug), nil, nil, nil)
 }
@@ -125,6 +127,13 @@ func (c *Client) DeleteTenant(ctx context.Context, slug string) error {
 func (c *Client) Suspend(ctx context.Context, slug string) (*tenant.Tenant, error) {
 	var t tenant.Tenant
 	return &t, c.do(ctx, http.MethodPost, tenantPath(slug)+"/suspend", nil, nil, &t)
+}
+
+// Provision creates what is missing of a tenant's storage (after a failed
+// provisioning) and answers the tenant with its placement.
+func (c *Client) Provision(ctx context.Context, slug string) (*tenant.Tenant, error) {
+	var t tenant.Tenant
+	return &t, c.do(ctx, http.MethodPost, tenantPath(slug)+"/provision", nil, nil, &t)
 }
 
 // Resume makes a suspended tenant active again.

@@ -25,7 +25,14 @@ const (
 	CodeMethod          = "method_not_allowed"
 	CodeUnauthenticated = "unauthenticated"
 	CodeUnavailable     = "catalog_unavailable"
-	CodeInternal        = problem.CodeInternal
+	// Provisioning (Config.Provisioner).
+	CodeProvisioningFailed   = "provisioning_failed"
+	CodeDeprovisioningFailed = "deprovisioning_failed"
+	CodeNoCapacity           = "no_capacity"
+	CodeTenantDeleting       = "tenant_deleting"
+	CodePlacementMismatch    = "placement_mismatch"
+	CodeNotImplemented       = "not_implemented"
+	CodeInternal             = problem.CodeInternal
 )
 
 // Error is the body of every admin API failure: an RFC 9457 problem

@@ -31,6 +31,19 @@ type Config struct {
 	// Default 1 MiB.
 	MaxBodyBytes int64
 
+	// Provisioner, when set, gives tenants storage: creating a tenant
+	// provisions it (and rolls the creation back if that fails), deleting
+	// one deprovisions it first, and POST /admin/v1/tenants/{slug}/provision
+	// retries. Default nil: the API changes the catalog only, and the
+	// provision endpoint answers 501.
+	Provisioner Provisioner
+
+	// Migrations, when set, serves the fleet migration status under
+	// /admin/v1/migrations/ (the handler of migrate.Engine.Handler, which
+	// sees paths with that prefix stripped), behind this API's
+	// authentication. Default nil: 404.
+	Migrations http.Handler
+
 	// Logger receives refused and failed requests (the catalog logs the
 	// changes themselves). Default: discard.
 	Logger *slog.Logger
@@ -101,6 +114,7 @@ func (h *Handler) routes() {
 		{"/admin/v1/tenants/{slug}", []route{{http.MethodGet, h.getTenant}, {http.MethodPatch, h.updateTenant}, {http.MethodDelete, h.deleteTenant}}},
 		{"/admin/v1/tenants/{slug}/suspend", []route{{http.MethodPost, h.suspendTenant}}},
 		{"/admin/v1/tenants/{slug}/resume", []route{{http.MethodPost, h.resumeTenant}}},
+		{"/admin/v1/tenants/{slug}/provision", []route{{http.MethodPost, h.provisionTenant}}},
 		{"/admin/v1/tenants/{slug}/domains", []route{{http.MethodPost, h.addDomain}}},
 		{"/admin/v1/tenants/{slug}/domains/{domain}", []route{{http.MethodDelete, h.removeDomain}}},
 		{"/admin/v1/clusters", []route{{http.MethodGet, h.listClusters}, {http.MethodPost, h.createCluster}}},
@@ -122,6 +136,11 @@ func (h *Handler) routes() {
 			w.Header().Set("Allow", allowed)
 			return newError(http.StatusMethodNotAllowed, CodeMethod, "", "allowed: "+allowed)
 		}))
+	}
+	if h.config.Migrations != nil {
+		migrations := http.StripPrefix("/admin/v1/migrations", h.config.Migrations)
+		h.mux.Handle("/admin/v1/migrations/", migrations)
+		h.mux.Handle("/admin/v1/migrations", http.RedirectHandler("/admin/v1/migrations/", http.StatusMovedPermanently))
 	}
 	h.mux.Handle("/", h.endpoint(func(http.ResponseWriter, *http.Request) error {
 		return newError(http.StatusNotFound, CodeNotFound, "", "no such admin endpoint")

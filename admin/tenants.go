@@ -46,6 +46,11 @@ func (h *Handler) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h.config.Provisioner != nil {
+		if t, err = h.provisionNew(r.Context(), a, t); err != nil {
+			return err
+		}
+	}
 	w.Header().Set("Location", "/admin/v1/tenants/"+url.PathEscape(t.Slug))
 	writeTenant(w, http.StatusCreated, t)
 	return nil
@@ -163,6 +168,11 @@ func (h *Handler) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	a, err := actor(r, req.Reason)
 	if err != nil {
 		return err
+	}
+	if h.config.Provisioner != nil {
+		if err := h.deprovisionForDelete(r.Context(), a, r.PathValue("slug")); err != nil {
+			return err
+		}
 	}
 	if err := h.store.DeleteTenant(r.Context(), a, r.PathValue("slug")); err != nil {
 		return err

@@ -17,7 +17,12 @@ type CreateTenantRequest struct {
 	Tier string `json:"tier,omitempty"`
 	// Region defaults to none.
 	Region string `json:"region,omitempty"`
-	// Placement.Model defaults to shared.
+	// Placement is usually left out, or given only a model: the tenant is
+	// then "unplaced" and the server's placement policy chooses its model
+	// (from the tier: free -> shared, pro -> schema, enterprise ->
+	// database) and its cluster when it provisions it; the answer carries
+	// the placement chosen. A model given here overrides the tier; a
+	// cluster given here is used as is.
 	Placement tenant.Placement `json:"placement,omitzero"`
 	// Domains are custom domains, unique across tenants.
 	Domains []string          `json:"domains,omitempty"`
