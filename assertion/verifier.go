@@ -152,7 +152,7 @@ func (v *Verifier) verifyToken(token string) (*Claims, error) {
 	}
 	tok, err := jwt.ParseSigned(token, algorithms)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(tok.Headers) != 1 {
 		return nil, fmt.Errorf("%w: want one signature", ErrInvalid)
@@ -162,7 +162,7 @@ func (v *Verifier) verifyToken(token string) (*Claims, error) {
 	}
 	var unverified wireClaims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	keys := v.keys.PublicKeys(unverified.Issuer)
 	if len(keys) == 0 {

@@ -71,7 +71,12 @@ func (in *NewTenant) normalize() error {
 	for i, d := range in.Domains {
 		n, err := NormalizeDomain(d)
 		if err != nil {
-			return &ValidationError{Field: "domains", Reason: err.(*ValidationError).Reason}
+			// Report the request's field (domains), not NormalizeDomain's.
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				return err
+			}
+			return &ValidationError{Field: "domains", Reason: ve.Reason}
 		}
 		if seen[n] {
 			return &ValidationError{Field: "domains", Reason: fmt.Sprintf("%q given twice", n)}

@@ -81,7 +81,7 @@ func NewIdentity(td spiffeid.TrustDomain, kind Kind, name string) (Identity, err
 	}
 	id, err := spiffeid.FromSegments(td, string(kind), name)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidIdentity, err)
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidIdentity, err)
 	}
 	return Identity{Kind: kind, Name: name, SPIFFEID: id}, nil
 }
@@ -110,7 +110,7 @@ func ParseID(id spiffeid.ID, td spiffeid.TrustDomain) (Identity, error) {
 func ParseIDString(s string, td spiffeid.TrustDomain) (Identity, error) {
 	id, err := spiffeid.FromString(s)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrNoIdentity, err)
+		return Identity{}, fmt.Errorf("%w: %w", ErrNoIdentity, err)
 	}
 	return ParseID(id, td)
 }
@@ -125,7 +125,7 @@ func IdentityOf(cert *x509.Certificate, td spiffeid.TrustDomain) (Identity, erro
 	}
 	id, err := x509svid.IDFromCert(cert)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrNoIdentity, err)
+		return Identity{}, fmt.Errorf("%w: %w", ErrNoIdentity, err)
 	}
 	return ParseID(id, td)
 }

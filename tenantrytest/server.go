@@ -217,10 +217,11 @@ func shutdown() error {
 		})
 	}
 	wg.Wait()
+	err := errors.Join(errs...)
 	if registry.dir != "" {
-		errs = append(errs, os.RemoveAll(registry.dir))
+		err = errors.Join(err, os.RemoveAll(registry.dir))
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // baseDir returns this binary's temp directory for clusters, created on first

@@ -11,11 +11,11 @@ import (
 func TestQuote(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"acme":            `"acme"`,
-		"t_acme":          `"t_acme"`,
-		`we"ird`:          `"we""ird"`,
+		"acme":             `"acme"`,
+		"t_acme":           `"t_acme"`,
+		`we"ird`:           `"we""ird"`,
 		`x"; DROP TABLE y`: `"x""; DROP TABLE y"`,
-		"Upper":           `"Upper"`,
+		"Upper":            `"Upper"`,
 	}
 	for in, want := range cases {
 		got, err := sqlident.Quote(in)
