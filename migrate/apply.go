@@ -62,7 +62,6 @@ func (c *connector) acquire(ctx context.Context, cl *catalog.Cluster, t Target, 
 		if err != nil {
 			return nil, nil, err
 		}
-		c.e.afterConnect(ctx, conn)
 		return conn, func(bool) { _ = conn.Close(context.Background()) }, nil
 	}
 	pool, err := c.pool(ctx, cl, t.Database)
@@ -100,10 +99,6 @@ func (c *connector) pool(ctx context.Context, cl *catalog.Cluster, database stri
 	cfg.MaxConns = c.maxConns
 	cfg.MinConns = 0
 	cfg.MaxConnIdleTime = 30 * time.Second
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		c.e.afterConnect(ctx, conn)
-		return nil
-	}
 	p, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
@@ -119,14 +114,6 @@ func (c *connector) close() {
 		p.Close()
 		delete(c.pools, k)
 	}
-}
-
-// afterConnect makes a server notice a client that died (kill -9) within a
-// second even while a long statement runs, so that the session, and the
-// target lock it holds, do not outlive the crashed engine (PostgreSQL 14+;
-// ignored where unsupported).
-func (e *Engine) afterConnect(ctx context.Context, conn *pgx.Conn) {
-	_, _ = conn.Exec(ctx, `SELECT set_config('client_connection_check_interval', '1000', false)`)
 }
 
 // templateRef returns the configured template t is, if any.
@@ -200,7 +187,11 @@ func (e *Engine) applyTarget(ctx context.Context, cn *connector, cl *catalog.Clu
 	}
 	s := &session{e: e, conn: conn, t: t, runID: runID, ev: ev, version: -1}
 	v, err := s.run(ctx)
-	release(s.cleanup(ctx))
+	if own {
+		release(false) // closing the connection ends the session and its locks
+	} else {
+		release(s.cleanup(ctx))
+	}
 	return v, err
 }
 

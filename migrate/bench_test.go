@@ -132,6 +132,7 @@ type phase struct {
 	name     string
 	targets  int
 	load     [2]float64
+	cpu      float64 // machine CPU busy, percent
 	mu       sync.Mutex
 	lat      []time.Duration
 	ok       int
@@ -186,12 +187,16 @@ func BenchmarkFleetRollout(b *testing.B) {
 	var phases []*phase
 	measure := func(p *phase, run func()) *phase {
 		p.load[0] = loadAverage()
+		busy0, total0 := cpuTimes()
 		current.Store(p)
 		p.started = time.Now()
 		run()
 		p.elapsed = time.Since(p.started)
 		current.Store(nil)
 		p.load[1] = loadAverage()
+		if busy1, total1 := cpuTimes(); total1 > total0 {
+			p.cpu = 100 * float64(busy1-busy0) / float64(total1-total0)
+		}
 		phases = append(phases, p)
 		return p
 	}
@@ -207,6 +212,7 @@ func BenchmarkFleetRollout(b *testing.B) {
 		return p
 	}
 
+	s.adopt(b)
 	time.Sleep(10 * time.Second) // warm-up: pools, caches
 	before := measure(newPhase("before"), idle(cfg.measure))
 
@@ -265,8 +271,8 @@ func BenchmarkFleetRollout(b *testing.B) {
 	w := os.Stdout
 	fmt.Fprintf(w, "\n## Fleet rollout under load\n\n%d tenant databases + %d tenant schemas (%d notes each) on one PostgreSQL %s server (fsync %s); live traffic %d req/s on the notes API (resolution, router, pool manager); GOMAXPROCS %d\n\n",
 		cfg.databases, cfg.schemas, cfg.notes, s.serverVersion(b), s.setting(b, "fsync"), cfg.rate, runtime.GOMAXPROCS(0))
-	fmt.Fprintln(w, "| phase | wall time | targets | requests | failed | p50 | p99 | p99 / before | load avg (start, end) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| phase | wall time | targets | requests | failed | p50 | p99 | p99 / before | CPU busy | load avg (start, end) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range phases {
 		targets, ratio := "-", "-"
 		if p.targets > 0 {
@@ -275,8 +281,8 @@ func BenchmarkFleetRollout(b *testing.B) {
 		if b99 := before.percentile(99); b99 > 0 && p != before {
 			ratio = fmt.Sprintf("%.2f", float64(p.percentile(99))/float64(b99))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %s | %s | %s | %.1f, %.1f |\n", p.name, p.elapsed.Round(10*time.Millisecond), targets,
-			p.ok+p.failed, p.failed, msf(p.percentile(50)), msf(p.percentile(99)), ratio, p.load[0], p.load[1])
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %s | %s | %s | %.0f%% | %.1f, %.1f |\n", p.name, p.elapsed.Round(10*time.Millisecond), targets,
+			p.ok+p.failed, p.failed, msf(p.percentile(50)), msf(p.percentile(99)), ratio, p.cpu, p.load[0], p.load[1])
 	}
 	fmt.Fprintf(w, "\n| engine concurrency | wall time | speedup vs sequential (mean %s) | waves (targets: time) | lock retries | p99 / before |\n|---|---|---|---|---|---|\n",
 		seqTime.Round(100*time.Millisecond))
@@ -312,6 +318,24 @@ func BenchmarkFleetRollout(b *testing.B) {
 	if failures != 0 || !pass || lateVersion != s.src.Head() {
 		b.Errorf("targets missed: %d failed requests, no engine run with speedup >= 2.5 and p99 < 3x before, late tenant at %d", failures, lateVersion)
 	}
+}
+
+// cpuTimes returns the machine's busy and total CPU time (jiffies, all
+// CPUs) from /proc/stat.
+func cpuTimes() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseUint(f, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 // loadAverage is the machine's 1-minute load average, to show what else ran.
@@ -705,6 +729,42 @@ func (s *benchStack) sequential(ctx context.Context) error {
 	return nil
 }
 
+// adopt gives every target both runners' version tables, unmeasured, as
+// a fleet in production has them: the engine's ledger (an engine run over
+// the source up to version 1 with Baseline 1 creates it and records version
+// 1, as provisioning with migrate.Build would have) and the sequential
+// runner's version table.
+func (s *benchStack) adopt(b *testing.B) {
+	b.Helper()
+	ctx := context.Background()
+	began := time.Now()
+	e, err := migrate.New(s.store, &migrate.Config{Source: s.src.Until(1), Baseline: 1,
+		Templates: []migrate.TemplateRef{{Database: s.names.TemplateDatabase, Schema: "app", IsDatabase: true}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.Up(ctx, migrate.RunOptions{Actor: "bench", Canary: -1, Waves: []int{100}, Concurrency: 4, PerCluster: 4}); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]string, len(s.targets))
+	byKey := map[string]migrate.Target{}
+	for i, t := range s.targets {
+		keys[i] = t.Key()
+		byKey[t.Key()] = t
+	}
+	err = parallel(ctx, 4, keys, func(ctx context.Context, key string) error {
+		t := byKey[key]
+		return s.withConn(ctx, t.Database, t.Schema, func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, `SET ROLE tenantry_owner; CREATE TABLE bench_seq_version (version integer PRIMARY KEY)`)
+			return err
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d targets given version tables in %s\n", len(keys), time.Since(began).Round(time.Second))
+}
+
 // reset puts every tenant target back at version 1 (the template stays at
 // head), outside any measured phase.
 func (s *benchStack) reset(b *testing.B) {
@@ -728,7 +788,7 @@ func (s *benchStack) reset(b *testing.B) {
 			}
 			_, err := conn.Exec(ctx, `SET lock_timeout = '5s';
 ALTER TABLE notes DROP COLUMN IF EXISTS pinned, DROP COLUMN IF EXISTS words, DROP COLUMN IF EXISTS backfilled;
-DROP TABLE IF EXISTS bench_seq_version;
+DELETE FROM bench_seq_version;
 DO $$ BEGIN IF to_regclass('tenantry_migration') IS NOT NULL THEN DELETE FROM tenantry_migration WHERE version > 1; END IF; END $$;
 RESET ROLE`)
 			if err != nil {

@@ -88,8 +88,7 @@ type events struct {
 	started  time.Time
 	progress Progress
 	handler  func(Event)
-	// counted holds finished targets so a target counted done is never
-	// counted twice.
+	// Totals of the run, for its Report.
 	lockRetries  int
 	indexRepairs int
 	stepsApplied int

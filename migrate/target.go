@@ -219,5 +219,12 @@ func (e *Engine) connConfig(c *catalog.Cluster, database string) (*pgx.ConnConfi
 	}
 	cfg.ConnectTimeout = e.config.ConnectTimeout
 	cfg.RuntimeParams["application_name"] = e.config.ApplicationName
+	// The server notices a client that died (kill -9) within a second, even
+	// while a long statement runs, so that the session and the target lock
+	// it holds do not outlive a crashed engine (PostgreSQL 14 and later).
+	cfg.RuntimeParams["client_connection_check_interval"] = "1000"
+	// Connections to targets are short-lived: one round trip per query,
+	// nothing prepared or cached.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return cfg, nil
 }
