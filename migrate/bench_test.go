@@ -366,7 +366,6 @@ func (s *benchStack) serverVersion(b *testing.B) string {
 
 func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
-
 func setupBench(b *testing.B, cfg benchConfig) *benchStack {
 	b.Helper()
 	ctx := context.Background()
