@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/tenantry/tenantry/certs"
+	"github.com/tenantry/tenantry/internal/peer"
 	"github.com/tenantry/tenantry/internal/xfcc"
 	"github.com/tenantry/tenantry/mtls"
 )
@@ -128,7 +129,7 @@ type envoyPeer struct {
 
 func (p *envoyPeer) Service(r *http.Request) (string, error) {
 	vals := r.Header.Values(xfcc.Header)
-	if !peerTrusted(r.RemoteAddr, p.trusted) {
+	if !peer.Trusted(r.RemoteAddr, p.trusted) {
 		if len(vals) > 0 {
 			return "", fmt.Errorf("%w: %s from %s", ErrForgedMeshHeader, xfcc.Header, r.RemoteAddr)
 		}
@@ -220,7 +221,7 @@ type linkerdPeer struct {
 
 func (p *linkerdPeer) Service(r *http.Request) (string, error) {
 	vals := r.Header.Values(LinkerdHeader)
-	if !peerTrusted(r.RemoteAddr, p.trusted) {
+	if !peer.Trusted(r.RemoteAddr, p.trusted) {
 		if len(vals) > 0 {
 			return "", fmt.Errorf("%w: %s from %s", ErrForgedMeshHeader, LinkerdHeader, r.RemoteAddr)
 		}
@@ -278,21 +279,4 @@ func mustPrefixes(who string, in []netip.Prefix) []netip.Prefix {
 		out[i] = p.Masked()
 	}
 	return slices.Clip(out)
-}
-
-// peerTrusted reports whether the direct peer (RemoteAddr, never a
-// forwarding header) is inside one of the prefixes. A RemoteAddr that is not
-// ip:port (a Unix socket) is never trusted.
-func peerTrusted(remoteAddr string, prefixes []netip.Prefix) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap().WithZone("")
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

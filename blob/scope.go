@@ -37,23 +37,5 @@ func ScopeWrite(ctx context.Context) (*tenant.Tenant, string, error) {
 }
 
 // IsCanonicalUUID reports whether s is a UUID in canonical text form:
-// 36 characters, lower-case hex, hyphens at 8, 13, 18 and 23.
-func IsCanonicalUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// 36 characters, lower-case hex, hyphens at 8, 13, 18 and 23 (a tenant ID).
+func IsCanonicalUUID(s string) bool { return tenant.IsID(s) }

@@ -15,13 +15,12 @@ var (
 	regionRe     = regexp.MustCompile(`^([a-z][a-z0-9-]{0,31})?$`)
 	clusterRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,47}$`)
 	labelKeyRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
-	uuidRe       = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	maxLabels    = 64
 	maxLabelVal  = 256
 	maxNameBytes = 200
 )
 
-func isUUID(s string) bool { return len(s) == 36 && uuidRe.MatchString(s) }
+func isUUID(s string) bool { return tenant.IsID(s) }
 
 // NormalizeDomain returns the canonical form of a custom domain: lower case,
 // without one trailing dot. It refuses anything that is not a DNS host name

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"net/textproto"
 	"slices"
+
+	"github.com/tenantry/tenantry/internal/peer"
 )
 
 // DefaultHeader is the header Header reads when given no name.
@@ -71,7 +73,7 @@ func (s *headerStrategy) find(r *http.Request) (key, *Problem) {
 	if len(vals) == 0 {
 		return key{}, nil
 	}
-	if !peerTrusted(r.RemoteAddr, s.trusted) {
+	if !peer.Trusted(r.RemoteAddr, s.trusted) {
 		return key{}, s.p.forbidden
 	}
 	if len(vals) > 1 {

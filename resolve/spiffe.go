@@ -9,6 +9,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/tenantry/tenantry/internal/peer"
 	"github.com/tenantry/tenantry/internal/xfcc"
 	"github.com/tenantry/tenantry/tenant"
 )
@@ -200,7 +201,7 @@ func (s *xfccStrategy) find(r *http.Request) (key, *Problem) {
 	if len(vals) == 0 {
 		return key{}, nil
 	}
-	if !peerTrusted(r.RemoteAddr, s.trusted) {
+	if !peer.Trusted(r.RemoteAddr, s.trusted) {
 		return key{}, s.p.forbidden
 	}
 	if len(vals) > 1 {

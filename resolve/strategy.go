@@ -2,7 +2,6 @@ package resolve
 
 import (
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/tenantry/tenantry/tenant"
@@ -84,51 +83,11 @@ type key struct {
 // canonical lower-case UUID is a tenant ID, anything else must be a valid
 // slug. Nothing is normalised: "ACME" or an upper-case UUID is malformed.
 func slugOrID(v string) (key, bool) {
-	if isUUID(v) {
+	if tenant.IsID(v) {
 		return key{kind: keyID, value: v}, true
 	}
 	if tenant.IsValidSlug(v) {
 		return key{kind: keySlug, value: v}, true
 	}
 	return key{}, false
-}
-
-// isUUID reports whether s is a UUID in canonical lower-case text form,
-// 8-4-4-4-12 hex digits.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// peerTrusted reports whether the direct peer of the request (RemoteAddr,
-// never a forwarding header) is inside one of the prefixes. IPv4-mapped IPv6
-// peers are compared as IPv4 and zones are ignored. A RemoteAddr that is not
-// ip:port (a Unix socket, a hand-made request) is never trusted.
-func peerTrusted(remoteAddr string, prefixes []netip.Prefix) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap().WithZone("")
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }

@@ -61,7 +61,7 @@ func ValidateSlug(s string) error {
 	if reservedSlugs[s] {
 		return fmt.Errorf("%w: %q is reserved", ErrInvalidSlug, s)
 	}
-	if looksLikeUUID(s) {
+	if IsID(s) {
 		return fmt.Errorf("%w: must not look like a UUID (tenant IDs are UUIDs)", ErrInvalidSlug)
 	}
 	return nil
@@ -71,10 +71,10 @@ func ValidateSlug(s string) error {
 // that no tenant can take, so a resolver may treat it as "no tenant here".
 func IsReserved(s string) bool { return reservedSlugs[s] }
 
-// looksLikeUUID reports whether s has the 8-4-4-4-12 hex shape of a UUID.
-// Such slugs are refused so that a value can always be told apart as an ID
-// or a slug.
-func looksLikeUUID(s string) bool {
+// IsID reports whether s is a tenant ID in canonical form: a UUID of
+// 8-4-4-4-12 lower-case hex digits. Slugs never have that shape, so a value
+// can always be told apart as an ID or a slug. It does not allocate.
+func IsID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -111,5 +111,5 @@ func IsValidSlug(s string) bool {
 			return false
 		}
 	}
-	return !reservedSlugs[s] && !looksLikeUUID(s)
+	return !reservedSlugs[s] && !IsID(s)
 }
