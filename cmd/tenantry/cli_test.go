@@ -85,7 +85,7 @@ func TestTenantListTable(t *testing.T) {
 	want := "" +
 		"SLUG                 STATE       TIER   MODEL    REGION    DOMAINS                      VERSION   CREATED\n" +
 		"acme                 active      pro    schema   eu-west   acme.example.com,acme.test   1         " + at(0) + "\n" +
-		"globex-corporation   suspended   free   shared   -         -                            2         " + at(1) + "\n"
+		"globex-corporation   suspended   free   -        -         -                            2         " + at(1) + "\n"
 	if got := b.mustCLI(t, "tenant", "list"); got != want {
 		t.Fatalf("tenant list:\n%s\nwant:\n%s", got, want)
 	}
@@ -99,7 +99,7 @@ func TestTenantListTable(t *testing.T) {
 	}
 
 	got := b.mustCLI(t, "tenant", "get", "globex-corporation")
-	for _, line := range []string{"Display name:   Globex Corp", "State:          suspended", "Model:          shared"} {
+	for _, line := range []string{"Display name:   Globex Corp", "State:          suspended", "Model:          -"} {
 		if !strings.Contains(got, line) {
 			t.Errorf("tenant get lacks %q:\n%s", line, got)
 		}

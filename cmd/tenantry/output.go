@@ -52,7 +52,7 @@ func writeTenantTable(w io.Writer, tenants []*tenant.Tenant) error {
 	tw := table(w)
 	fmt.Fprintln(tw, "SLUG\tSTATE\tTIER\tMODEL\tREGION\tDOMAINS\tVERSION\tCREATED")
 	for _, t := range tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Slug, t.State, cell(t.Tier), t.Placement.Model,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Slug, t.State, cell(t.Tier), orDash(string(t.Placement.Model)),
 			cell(t.Region), cell(strings.Join(t.Domains, ",")), t.Version, t.CreatedAt.UTC().Format(time.DateTime))
 	}
 	return tw.Flush()
@@ -71,7 +71,7 @@ func writeTenantDetail(w io.Writer, t *tenant.Tenant) error {
 		{"State", string(t.State)},
 		{"Tier", cell(t.Tier)},
 		{"Region", cell(t.Region)},
-		{"Model", string(t.Placement.Model)},
+		{"Model", orDash(string(t.Placement.Model))},
 		{"Cluster", cell(t.Placement.Cluster)},
 		{"Database", cell(t.Placement.Database)},
 		{"Schema", cell(t.Placement.Schema)},

@@ -45,6 +45,9 @@ type app struct {
 	adminURL string
 	reason   string
 	output   string
+
+	// closers run when the command has finished, last first.
+	closers []func()
 }
 
 // run executes the CLI and returns the process exit code.
@@ -55,7 +58,11 @@ func run(ctx context.Context, args []string, io stdio, getenv func(string) strin
 	root.SetIn(io.in)
 	root.SetOut(io.out)
 	root.SetErr(io.err)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	if err != nil {
 		fmt.Fprintln(io.err, "tenantry:", a.explain(err))
 		return 1
 	}
@@ -85,7 +92,8 @@ $` + envAdminToken + ` or <data-dir>/` + tokenFileName + `.`,
 	f.StringVar(&a.reason, "reason", "", "why: recorded in the audit log with the change")
 	f.StringVarP(&a.output, "output", "o", "table", "output format of client commands: table or json")
 
-	root.AddCommand(a.serveCommand(), a.tenantCommand(), a.clusterCommand(), a.auditCommand())
+	root.AddCommand(a.serveCommand(), a.tenantCommand(), a.clusterCommand(), a.auditCommand(),
+		a.migrateCommand(), a.benchCommand(), newCertsCmd())
 	return root
 }
 

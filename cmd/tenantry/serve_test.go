@@ -68,24 +68,40 @@ func TestServeEmbedded(t *testing.T) {
 		}
 		return string(out)
 	}
-	cli("tenant", "create", "acme", "--model", "schema", "--domain", "acme.example.com", "--tier", "pro")
-	if list := cli("tenant", "list"); !regexp.MustCompile(`(?m)^acme\s+active\s+pro\s+schema\s`).MatchString(list) {
+	// The demo tenants, one per model, and the curl lines that try them,
+	// run as printed.
+	banner := s.stdout.String()
+	for _, want := range []string{"acme      shared", "globex    sharded   on demo-shard", "initech   schema", "umbrella  database"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("the banner does not list %q:\n%s", want, banner)
+		}
+	}
+	runPrintedCurlLines(t, banner)
+
+	if out := cli("tenant", "create", "hooli", "--model", "schema", "--domain", "hooli.example.com", "--tier", "pro"); !strings.Contains(out, "model schema on cluster local (database tenantry_schemas, schema t_hooli)") {
+		t.Fatalf("tenant create does not print the placement:\n%s", out)
+	}
+	if list := cli("tenant", "list"); !regexp.MustCompile(`(?m)^hooli\s+active\s+pro\s+schema\s`).MatchString(list) {
 		t.Fatalf("tenant list:\n%s", list)
 	}
-	if clusters := cli("cluster", "list"); !strings.Contains(clusters, "local") {
-		t.Fatalf("the embedded cluster is not registered as local:\n%s", clusters)
+	if clusters := cli("cluster", "list"); !strings.Contains(clusters, "local") || !strings.Contains(clusters, "demo-shard") {
+		t.Fatalf("the embedded cluster is not registered as local and demo-shard:\n%s", clusters)
 	}
 	for _, tc := range []struct {
 		host, header, via string
 	}{
-		{"acme.localhost", "", "subdomain"},
-		{"acme.example.com", "", "host"},
-		{"localhost", "acme", "header"},
+		{"hooli.localhost", "", "subdomain"},
+		{"hooli.example.com", "", "host"},
+		{"localhost", "hooli", "header"},
 	} {
-		waitFor(t, "acme by "+tc.via, func() bool {
+		waitFor(t, "hooli by "+tc.via, func() bool {
 			got, ok := s.tenant(t, tc.host, tc.header)
-			return ok && got["slug"] == "acme" && got["resolved_by"] == tc.via
+			return ok && got["slug"] == "hooli" && got["resolved_by"] == tc.via
 		})
+	}
+	// tenantry migrate reaches the catalog of the running server.
+	if status := cli("migrate", "plan"); !strings.Contains(status, "local/tenantry_schemas/t_hooli") {
+		t.Fatalf("migrate plan:\n%s", status)
 	}
 	s.stop(t, syscall.SIGTERM)
 
@@ -95,12 +111,16 @@ func TestServeEmbedded(t *testing.T) {
 	if strings.Contains(s.stdout.String(), "Admin token") {
 		t.Fatalf("the token was printed again:\n%s", s.stdout.String())
 	}
-	waitFor(t, "acme after restart", func() bool {
-		got, ok := s.tenant(t, "acme.localhost", "")
+	waitFor(t, "hooli after restart", func() bool {
+		got, ok := s.tenant(t, "hooli.localhost", "")
 		return ok && got["tier"] == "pro"
 	})
-	if list := cli("tenant", "list"); !strings.Contains(list, "acme") {
-		t.Fatalf("tenant list after restart:\n%s", list)
+	if list := cli("tenant", "list"); !strings.Contains(list, "hooli") || strings.Count(list, "\n") != 6 {
+		t.Fatalf("tenant list after restart (the demo tenants once, hooli):\n%s", list)
+	}
+	// The file written through the printed lines is still there.
+	if got := s.get(t, "acme.localhost", "/api/v1/files/docs/hello.txt"); got != "hello from acme" {
+		t.Fatalf("acme's file after restart = %q", got)
 	}
 	s.stop(t, syscall.SIGINT)
 }
@@ -229,6 +249,68 @@ func (s *serveProcess) tenant(t *testing.T, host, header string) (map[string]any
 	return out, true
 }
 
+// get returns the body of a GET on the public listener as tenant host.
+func (s *serveProcess) get(t *testing.T, host, path string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+s.public+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// runPrintedCurlLines runs the curl lines of the banner with bash, as a
+// user pasting them would, and checks what they answer: each demo tenant's
+// note created, read, updated, listed and deleted; a file written, read
+// and listed; the other tenant's read of it refused.
+func runPrintedCurlLines(t *testing.T, banner string) {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "grep", "cut"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("%s not installed: the printed curl lines are not run", tool)
+			return
+		}
+	}
+	var script strings.Builder
+	for _, line := range strings.Split(banner, "\n") {
+		if strings.HasPrefix(line, "  id=") || strings.HasPrefix(line, "  curl ") {
+			script.WriteString(strings.TrimPrefix(line, "  ") + "\necho\n")
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), "bash", "-c", script.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the printed curl lines failed: %v\n%s\nscript:\n%s", err, out, script.String())
+	}
+	got := string(out)
+	for _, slug := range []string{"acme", "globex", "initech", "umbrella"} {
+		for _, want := range []string{
+			`"title":"hello","body":"a note of ` + slug + `","version":1`, // GET by id
+		} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("the curl lines of %s did not answer %s:\n%s", slug, want, got)
+			}
+		}
+	}
+	for want, n := range map[string]int{
+		`"title":"hello again","body":"edited","version":2`: 8, // PUT, then the list
+		`"key":"docs/hello.txt"`:                            2, // PUT, then the listing
+		"hello from acme\n":                                 1, // GET
+		`"code":"object_not_found"`:                         1, // another tenant's GET
+	} {
+		if c := strings.Count(got, want); c != n {
+			t.Fatalf("the curl lines answered %s %d times, want %d:\n%s", want, c, n, got)
+		}
+	}
+}
+
 // stop signals the process and checks that it exits cleanly and stops its
 // PostgreSQL (which removes postmaster.pid on a clean shutdown).
 func (s *serveProcess) stop(t *testing.T, sig os.Signal) {
@@ -295,10 +377,18 @@ func TestServeDatabaseURL(t *testing.T) {
 	}
 
 	b := &cliBundle{adminURL: "http://" + adminAddr, env: map[string]string{envAdminToken: cliToken}}
-	b.mustCLI(t, "tenant", "create", "acme")
 	if clusters := b.mustCLI(t, "cluster", "list"); strings.Contains(clusters, "local") {
 		t.Fatalf("a local cluster was registered with --database-url:\n%s", clusters)
 	}
+	// No cluster, no storage: the tenant is not created.
+	if code, _, errOut := b.cli(t, "tenant", "create", "acme"); code == 0 || !strings.Contains(errOut, "no_capacity") {
+		t.Fatalf("tenant create without a cluster: exit %d\n%s", code, errOut)
+	}
+	b.mustCLI(t, "cluster", "add", "main", "--conn-string", tenantrytest.Shared(t).AdminURL())
+	if out := b.mustCLI(t, "tenant", "create", "acme"); !strings.Contains(out, "tenant acme created: model shared on cluster main (database tenantry_shared, schema app)") {
+		t.Fatalf("tenant create does not say where acme went:\n%s", out)
+	}
+
 	s := &serveProcess{public: public}
 	waitFor(t, "acme under the configured base domain", func() bool {
 		got, ok := s.tenant(t, "acme.tenants.test", "")
@@ -312,6 +402,7 @@ func TestServeDatabaseURL(t *testing.T) {
 		t.Fatal("X-Tenant-ID was honoured from a peer outside --trusted-proxy")
 	}
 
+	b.mustCLI(t, "tenant", "delete", "acme")
 	cancel()
 	select {
 	case code := <-exit:

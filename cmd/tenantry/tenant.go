@@ -16,7 +16,7 @@ func (a *app) tenantCommand() *cobra.Command {
 		Aliases: []string{"tenants"},
 		Short:   "Create, list, inspect, suspend, resume and delete tenants",
 	}
-	cmd.AddCommand(a.tenantCreate(), a.tenantList(), a.tenantGet(), a.tenantUpdate(),
+	cmd.AddCommand(a.tenantCreate(), a.tenantList(), a.tenantGet(), a.tenantUpdate(), a.tenantProvision(),
 		a.tenantState("suspend", "Suspend a tenant: its requests are answered 423 until it is resumed"),
 		a.tenantState("resume", "Resume a suspended tenant"),
 		a.tenantDelete(), a.domainCommand())
@@ -49,8 +49,13 @@ func (a *app) tenantCreate() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "create SLUG",
-		Short: "Create a tenant",
+		Short: "Create a tenant and provision its storage",
+		Long: `Create a tenant and provision its storage. Without --model, the placement
+policy chooses the model from the tier (free: shared, pro: schema,
+enterprise: database) and the least-loaded cluster; the placement chosen is
+printed. If provisioning fails, nothing is kept (see the admin API docs).`,
 		Example: `  tenantry tenant create acme
+  tenantry tenant create acme --tier enterprise
   tenantry tenant create acme --model schema --domain acme.example.com --tier pro`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,7 +73,7 @@ func (a *app) tenantCreate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printTenant(t, "created")
+			return a.printTenant(t, "created"+placedOn(t))
 		},
 	}
 	f := cmd.Flags()
@@ -212,7 +217,7 @@ func (a *app) tenantState(verb, short string) *cobra.Command {
 func (a *app) tenantDelete() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete SLUG",
-		Short: "Delete a tenant from the catalog",
+		Short: "Delete a tenant: drop its storage (database rows, schema or database, files), then its catalog record",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -229,6 +234,35 @@ func (a *app) tenantDelete() *cobra.Command {
 			return err
 		},
 	}
+}
+
+func (a *app) tenantProvision() *cobra.Command {
+	return &cobra.Command{
+		Use:   "provision SLUG",
+		Short: "Create what is missing of a tenant's storage (retry a failed provisioning)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Provision(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printTenant(t, "provisioned"+placedOn(t))
+		},
+	}
+}
+
+// placedOn describes where a provisioned tenant's data lives, for the
+// line after "tenant acme created".
+func placedOn(t *tenant.Tenant) string {
+	p := t.Placement
+	if p.Cluster == "" {
+		return "" // a server that does not provision
+	}
+	return fmt.Sprintf(": model %s on cluster %s (database %s, schema %s)", p.Model, p.Cluster, p.Database, p.Schema)
 }
 
 func (a *app) domainCommand() *cobra.Command {
