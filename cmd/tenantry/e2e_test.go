@@ -366,3 +366,31 @@ func TestEndToEndS3(t *testing.T) {
 		t.Fatalf("b's file after a's delete: %d %q", r.status, r.body)
 	}
 }
+
+// TestServeSecurityCheck: serve refuses to start when the start-up
+// security check cannot vouch for a cluster (here, one it cannot reach),
+// unless told to serve anyway.
+func TestServeSecurityCheck(t *testing.T) {
+	t.Parallel()
+	dbURL := tenantrytest.NewDatabase(t)
+	store, err := catalog.NewStore(tenantrytest.Pool(t, dbURL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateCluster(t.Context(), tenantrytest.Actor, catalog.Cluster{Name: "gone", ConnString: "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=2"}); err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	code := run(t.Context(), []string{"serve", "--database-url", dbURL, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"},
+		stdio{in: strings.NewReader(""), out: io.Discard, err: &errOut}, func(k string) string { return map[string]string{envAdminToken: cliToken}[k] })
+	if code == 0 || !strings.Contains(errOut.String(), "security check finding") || !strings.Contains(errOut.String(), "--security-check=false") {
+		t.Fatalf("serve with an unverifiable cluster: exit %d\n%s", code, errOut.String())
+	}
+	s := serveInProcess(t, nil, "--database-url", dbURL, "--security-check=false")
+	if _, err := s.client.Clusters(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

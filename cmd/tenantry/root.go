@@ -93,7 +93,7 @@ $` + envAdminToken + ` or <data-dir>/` + tokenFileName + `.`,
 	f.StringVarP(&a.output, "output", "o", "table", "output format of client commands: table or json")
 
 	root.AddCommand(a.serveCommand(), a.tenantCommand(), a.clusterCommand(), a.auditCommand(),
-		a.migrateCommand(), a.benchCommand(), newCertsCmd())
+		a.migrateCommand(), a.benchCommand(), a.checkCommand(), newCertsCmd())
 	return root
 }
 

@@ -39,6 +39,7 @@ type serveOptions struct {
 	logFormat, logLevel string
 
 	demo            bool
+	securityCheck   bool
 	migrationsDir   string
 	transferTimeout time.Duration
 	files           fileOptions
@@ -104,6 +105,7 @@ SIGHUP reloads the TLS certificate, key and client CA files.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&o.demo, "demo", false, "create the demo tenants (one per storage model) on first start (default: on with the embedded PostgreSQL)")
+	f.BoolVar(&o.securityCheck, "security-check", true, "refuse to serve when the start-up check of roles, privileges and row-level security on the clusters finds a weakness (false: log the findings and serve)")
 	f.StringVar(&o.migrationsDir, "migrations", "", "directory of the reference application's NNNN_name.sql migrations, for the status at /admin/v1/migrations/ (default: its provisioned schema)")
 	f.DurationVar(&o.transferTimeout, "file-timeout", time.Hour, "how long one file upload or download may take (replaces the read and write timeouts on /api/v1/files)")
 	o.files.flags(cmd)
@@ -250,6 +252,10 @@ func (a *app) serve(ctx context.Context, o *serveOptions) (err error) {
 		if demo, err = provisionDemo(ctx, dp.provisioner, store, dataDir); err != nil {
 			return err
 		}
+	}
+
+	if err := checkSecurity(ctx, store, o.securityCheck, logger); err != nil {
+		return err
 	}
 
 	engine, err := newMigrationEngine(store, src, logger)
