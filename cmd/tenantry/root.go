@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,9 @@ const (
 	envAdminToken  = "TENANTRY_ADMIN_TOKEN" //nolint:gosec // the name of a variable, not a credential
 	envAdminURL    = "TENANTRY_ADMIN_URL"
 	envDataDir     = "TENANTRY_DATA_DIR"
+	envAdminCA     = "TENANTRY_ADMIN_CA"
+	envAdminCert   = "TENANTRY_ADMIN_CERT"
+	envAdminKey    = "TENANTRY_ADMIN_KEY"
 )
 
 // Defaults a user can rely on.
@@ -45,6 +50,10 @@ type app struct {
 	adminURL string
 	reason   string
 	output   string
+
+	// TLS of the admin API client: a CA bundle that verifies an https
+	// admin URL, and an admin client certificate for mutual TLS.
+	adminCA, adminCert, adminKey string
 
 	// closers run when the command has finished, last first.
 	closers []func()
@@ -91,6 +100,9 @@ $` + envAdminToken + ` or <data-dir>/` + tokenFileName + `.`,
 	f.StringVar(&a.adminURL, "admin-url", a.envOr(envAdminURL, defaultAdminURL), "admin API of a running tenantry serve ($"+envAdminURL+")")
 	f.StringVar(&a.reason, "reason", "", "why: recorded in the audit log with the change")
 	f.StringVarP(&a.output, "output", "o", "table", "output format of client commands: table or json")
+	f.StringVar(&a.adminCA, "admin-ca", a.getenv(envAdminCA), "PEM CA bundle that verifies an https --admin-url ($"+envAdminCA+")")
+	f.StringVar(&a.adminCert, "admin-cert", a.getenv(envAdminCert), "PEM admin client certificate for a mutual-TLS admin listener ($"+envAdminCert+"); a token is then not needed")
+	f.StringVar(&a.adminKey, "admin-key", a.getenv(envAdminKey), "PEM private key of --admin-cert ($"+envAdminKey+")")
 
 	root.AddCommand(a.serveCommand(), a.tenantCommand(), a.clusterCommand(), a.auditCommand(),
 		a.migrateCommand(), a.benchCommand(), a.checkCommand(), newCertsCmd())
@@ -110,8 +122,12 @@ func (a *app) client() (*admin.Client, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, fmt.Errorf("--output must be table or json, not %q", a.output)
 	}
+	hc, err := a.adminHTTPClient()
+	if err != nil {
+		return nil, err
+	}
 	token := strings.TrimSpace(a.getenv(envAdminToken))
-	if token == "" {
+	if token == "" && a.adminCert == "" {
 		path := filepath.Join(a.dataDir, tokenFileName)
 		b, err := os.ReadFile(path) //nolint:gosec // path is the operator's own data directory
 		switch {
@@ -122,12 +138,45 @@ func (a *app) client() (*admin.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	c, err := admin.NewClient(a.adminURL, token, &http.Client{Timeout: httpTimeout})
+	c, err := admin.NewClient(a.adminURL, token, hc)
 	if err != nil {
 		return nil, err
 	}
 	c.Reason = a.reason
 	return c, nil
+}
+
+// adminHTTPClient returns the HTTP client of admin API calls: with
+// --admin-ca, trusting that CA for an https admin URL; with --admin-cert,
+// presenting that client certificate.
+func (a *app) adminHTTPClient() (*http.Client, error) {
+	hc := &http.Client{Timeout: httpTimeout}
+	if a.adminCA == "" && a.adminCert == "" && a.adminKey == "" {
+		return hc, nil
+	}
+	if (a.adminCert == "") != (a.adminKey == "") {
+		return nil, errors.New("--admin-cert and --admin-key go together")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.adminCA != "" {
+		pem, err := os.ReadFile(a.adminCA)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--admin-ca %s holds no PEM certificate", a.adminCA)
+		}
+	}
+	if a.adminCert != "" {
+		pair, err := tls.LoadX509KeyPair(a.adminCert, a.adminKey)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-cert: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	return hc, nil
 }
 
 // explain turns an error into a message that says what to do.

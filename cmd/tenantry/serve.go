@@ -169,6 +169,10 @@ func (a *app) serve(ctx context.Context, o *serveOptions) (err error) {
 	if err := o.tls.validate(); err != nil {
 		return err
 	}
+	lt, err := newListenerTLS(&o.tls, logger)
+	if err != nil {
+		return err
+	}
 	if o.transferTimeout <= 0 {
 		return errors.New("--file-timeout must be positive")
 	}
@@ -259,10 +263,6 @@ func (a *app) serve(ctx context.Context, o *serveOptions) (err error) {
 	}
 
 	engine, err := newMigrationEngine(store, src, logger)
-	if err != nil {
-		return err
-	}
-	lt, err := newListenerTLS(&o.tls, logger)
 	if err != nil {
 		return err
 	}
