@@ -121,7 +121,7 @@ func (a *app) bench(ctx context.Context, o *benchOptions) error {
 		defer servers.stop()
 		cfg.PrimaryURL = servers.urls[0]
 		cfg.ShardURLs = servers.urls[1:]
-		fmt.Fprintf(a.io.err, "bench: started %d throwaway PostgreSQL servers under %s\n", len(servers.urls), servers.dir)
+		fmt.Fprintf(a.io.err, "bench: started %d throwaway PostgreSQL server(s) under %s\n", len(servers.urls), servers.dir)
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
