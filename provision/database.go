@@ -163,23 +163,21 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, cl *catalog.Cluster
 		}
 		p.logger.DebugContext(ctx, "tenant database cloned", "tenant", t.Slug, "database", name, "elapsed", time.Since(began))
 	}
-	if err := restrictDatabase(ctx, conn, name); err != nil {
-		return false, err
-	}
 	// Grants name the per-tenant role, so they cannot live in the template.
 	dc, err := connect(ctx, cl, name)
 	if err != nil {
 		return false, err
 	}
 	defer dc.Close(context.WithoutCancel(ctx))
+	// A database that was not cloned from the template is someone else's:
+	// neither its privileges nor its contents are touched.
+	if err := checkMarked(ctx, dc, name, t.Placement.Schema, "take it over"); err != nil {
+		return false, err
+	}
+	if err := restrictDatabase(ctx, conn, name); err != nil {
+		return false, err
+	}
 	err = pgx.BeginFunc(ctx, dc, func(tx pgx.Tx) error {
-		comment, ok, err := schemaComment(ctx, tx, t.Placement.Schema)
-		if err != nil {
-			return err
-		}
-		if !ok || markerVersion(comment) == comment {
-			return fmt.Errorf("database %s exists but was not made by tenantry; refusing to take it over", name)
-		}
 		return grant(ctx, tx, t.Placement.Schema, role)
 	})
 	if err != nil {
@@ -204,9 +202,38 @@ func (p *Provisioner) deprovisionDatabase(ctx context.Context, cl *catalog.Clust
 		return err
 	}
 	defer unlock()
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)`, t.Placement.Database).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		dc, err := connect(ctx, cl, t.Placement.Database)
+		if err != nil {
+			return err
+		}
+		err = checkMarked(ctx, dc, t.Placement.Database, t.Placement.Schema, "drop it")
+		_ = dc.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+	}
 	p.dropPool(cl, t.Placement.Database)
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+sqlident.MustQuote(t.Placement.Database)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database %s: %w", t.Placement.Database, err)
 	}
 	return dropTenantRole(ctx, conn, role)
+}
+
+// checkMarked returns ErrForeignStorage unless schema in database (on dc)
+// carries the marker of a schema the provisioner built: a tenant database
+// cloned from the template has it.
+func checkMarked(ctx context.Context, dc *pgx.Conn, database, schema, refusing string) error {
+	comment, ok, err := schemaComment(ctx, dc, schema)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", database, err)
+	}
+	if !ok || markerVersion(comment) == comment {
+		return fmt.Errorf("%w: database %s; refusing to %s", ErrForeignStorage, database, refusing)
+	}
+	return nil
 }

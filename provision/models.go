@@ -229,7 +229,7 @@ func (p *Provisioner) provisionSchema(ctx context.Context, cl *catalog.Cluster, 
 			}
 			created = true
 		} else if !strings.HasPrefix(comment, "tenantry:ddl:") {
-			return fmt.Errorf("schema %s exists but was not made by tenantry; refusing to take it over", t.Placement.Schema)
+			return fmt.Errorf("%w: schema %s; refusing to take it over", ErrForeignStorage, t.Placement.Schema)
 		}
 		return grant(ctx, tx, t.Placement.Schema, role)
 	})
@@ -281,6 +281,13 @@ func (p *Provisioner) deprovisionSchema(ctx context.Context, cl *catalog.Cluster
 			return err
 		}
 		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			comment, found, err := schemaComment(ctx, tx, t.Placement.Schema)
+			if err != nil {
+				return err
+			}
+			if found && !strings.HasPrefix(comment, "tenantry:ddl:") {
+				return fmt.Errorf("%w: schema %s; refusing to drop it", ErrForeignStorage, t.Placement.Schema)
+			}
 			sql := "DROP SCHEMA IF EXISTS " + sqlident.MustQuote(t.Placement.Schema) + " CASCADE"
 			var roleExists bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, role).Scan(&roleExists); err != nil {
@@ -290,7 +297,7 @@ func (p *Provisioner) deprovisionSchema(ctx context.Context, cl *catalog.Cluster
 				// Revokes whatever the role was still granted in this database.
 				sql += "; DROP OWNED BY " + sqlident.MustQuote(role)
 			}
-			_, err := tx.Exec(ctx, sql)
+			_, err = tx.Exec(ctx, sql)
 			return err
 		})
 		if err != nil {

@@ -27,6 +27,11 @@ var (
 	// it (edited by hand, or made with another Config). Nothing is created
 	// or dropped.
 	ErrPlacementMismatch = errors.New("recorded placement does not match this provisioner")
+	// ErrForeignStorage is returned (wrapped) when the schema or database a
+	// tenant's placement names exists but was not made by Tenantry (it
+	// carries no provisioning marker): Provision refuses to take it over and
+	// Deprovision refuses to drop it. Nothing of it is changed.
+	ErrForeignStorage = errors.New("storage exists but was not made by tenantry")
 )
 
 // Provisioner creates and drops the storage of tenants in every model, on

@@ -716,3 +716,57 @@ func TestReportingRole(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignStorageLeftAlone: a schema or database that carries a tenant's
+// name but was not made by Tenantry is neither taken over by Provision nor
+// dropped by Deprovision (which a caller rolling back a failed Provision
+// would otherwise do), and its privileges are left as they were.
+func TestForeignStorageLeftAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	cfg := testConfig(testDDL)
+
+	// The schemas database exists once a schema tenant is provisioned.
+	own := slug("own")
+	b.create(t, catalog.NewTenant{Slug: own, Placement: tenant.Placement{Model: tenant.ModelSchema, Cluster: "main"}})
+	if _, err := b.prov.Provision(ctx, actor, own); err != nil {
+		t.Fatal(err)
+	}
+
+	sc := slug("fsch")
+	schema, _ := provision.TenantSchema(sc)
+	schemas := admin(t, b, "main", cfg.SchemasDatabase)
+	if _, err := schemas.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".precious (v int); INSERT INTO "+schema+".precious VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = schemas.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+
+	db := slug("fdb")
+	database, _ := provision.TenantDatabase(db)
+	maint := admin(t, b, "main", "")
+	if _, err := maint.Exec(ctx, "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = maint.Exec(context.Background(), "DROP DATABASE IF EXISTS "+database+" WITH (FORCE)") })
+
+	for _, tc := range []struct {
+		slug  string
+		model tenant.Model
+	}{{sc, tenant.ModelSchema}, {db, tenant.ModelDatabase}} {
+		b.create(t, catalog.NewTenant{Slug: tc.slug, Placement: tenant.Placement{Model: tc.model, Cluster: "main"}})
+		if _, err := b.prov.Provision(ctx, actor, tc.slug); !errors.Is(err, provision.ErrForeignStorage) {
+			t.Fatalf("Provision %s = %v, want ErrForeignStorage", tc.model, err)
+		}
+		if err := b.prov.Deprovision(ctx, actor, tc.slug); !errors.Is(err, provision.ErrForeignStorage) {
+			t.Fatalf("Deprovision %s = %v, want ErrForeignStorage", tc.model, err)
+		}
+	}
+	var v int
+	if err := schemas.QueryRow(ctx, "SELECT v FROM "+schema+".precious").Scan(&v); err != nil || v != 42 {
+		t.Fatalf("the foreign schema's row: %d %v", v, err)
+	}
+	if !exists(t, maint, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1 AND datacl IS NULL)`, database) {
+		t.Fatal("the foreign database was dropped or its privileges changed")
+	}
+}
