@@ -31,6 +31,7 @@ const (
 	CodeNoCapacity           = "no_capacity"
 	CodeTenantDeleting       = "tenant_deleting"
 	CodePlacementMismatch    = "placement_mismatch"
+	CodeStorageConflict      = "storage_conflict"
 	CodeNotImplemented       = "not_implemented"
 	CodeInternal             = problem.CodeInternal
 )

@@ -55,7 +55,10 @@ func (h *Handler) provisionNew(ctx context.Context, a catalog.Actor, t *tenant.T
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	undo := catalog.Actor{Name: a.Name, Reason: "provisioning failed: creation rolled back"}
-	rollbackErr := h.config.Provisioner.Deprovision(ctx, undo, t.Slug)
+	var rollbackErr error
+	if !errors.Is(err, provision.ErrForeignStorage) {
+		rollbackErr = h.config.Provisioner.Deprovision(ctx, undo, t.Slug)
+	} // else the storage is someone else's: leave it, drop only the record
 	if rollbackErr == nil {
 		rollbackErr = h.store.DeleteTenant(ctx, undo, t.Slug)
 	}
@@ -125,7 +128,7 @@ func (h *Handler) provisionTenant(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	res, err := h.config.Provisioner.Provision(r.Context(), a, slug)
-	if errors.Is(err, provision.ErrDeleting) || errors.Is(err, provision.ErrPlacementMismatch) {
+	if errors.Is(err, provision.ErrDeleting) || errors.Is(err, provision.ErrPlacementMismatch) || errors.Is(err, provision.ErrForeignStorage) {
 		return provisioningError(err)
 	}
 	if err != nil {
@@ -162,6 +165,12 @@ func (h *Handler) deprovisionForDelete(ctx context.Context, a catalog.Actor, slu
 	}
 	if err := h.config.Provisioner.Deprovision(ctx, a, t.Slug); err != nil {
 		h.logger.ErrorContext(ctx, "deprovisioning failed; the tenant stays in state deleting", "tenant", slug, "error", err)
+		if errors.Is(err, provision.ErrForeignStorage) {
+			e := newError(http.StatusConflict, CodeStorageConflict, "placement",
+				"the tenant's placement names a schema or database that Tenantry did not make; it is not dropped, and the tenant stays in state deleting")
+			e.cause = err
+			return e
+		}
 		e := newError(http.StatusServiceUnavailable, CodeDeprovisioningFailed, "",
 			"the tenant's storage could not be dropped; it stays in state deleting (its requests are answered 410): send DELETE again")
 		e.cause = err
@@ -177,7 +186,8 @@ var errNoProvisioner = newError(http.StatusNotImplemented, CodeNotImplemented, "
 // no_capacity when no cluster can take the tenant (its model, region or
 // the clusters' caps are at fault), 409 for a tenant being deleted or whose
 // recorded placement this server would not have made, else 503
-// provisioning_failed.
+// provisioning_failed; 409 storage_conflict when the tenant's schema or
+// database name is taken by storage Tenantry did not make.
 func provisioningError(err error) *Error {
 	var e *Error
 	switch {
@@ -186,6 +196,9 @@ func provisioningError(err error) *Error {
 			"no cluster can take the tenant: none of its model's role (primary, or shard for sharded) in its region, or all at their max_tenants")
 	case errors.Is(err, provision.ErrDeleting):
 		e = newError(http.StatusConflict, CodeTenantDeleting, "", "the tenant is being deleted")
+	case errors.Is(err, provision.ErrForeignStorage):
+		e = newError(http.StatusConflict, CodeStorageConflict, "slug",
+			"a schema or database named for this tenant exists and was not made by Tenantry; nothing of it was changed (choose another slug, or move that storage away)")
 	case errors.Is(err, provision.ErrPlacementMismatch):
 		e = newError(http.StatusConflict, CodePlacementMismatch, "placement",
 			"the tenant's recorded placement names storage this server would not create for it")

@@ -18,6 +18,7 @@ import (
 	"github.com/tenantry/tenantry/admin"
 	"github.com/tenantry/tenantry/catalog"
 	"github.com/tenantry/tenantry/notes"
+	"github.com/tenantry/tenantry/provision"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantrytest"
 )
@@ -374,5 +375,43 @@ func (p *pausedProxy) pause() {
 	p.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
+	}
+}
+
+// TestCreateForeignStorage: a new tenant whose database name is taken by a
+// database Tenantry did not make is not created, and that database is left
+// exactly as it was (the rollback must not drop it).
+func TestCreateForeignStorage(t *testing.T) {
+	t.Parallel()
+	b := setupProvisioning(t)
+	ctx := t.Context()
+	slug := uniqueSlug(t, "foreign")
+	database, err := provision.TenantDatabase(slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maint, err := pgx.Connect(ctx, tenantrytest.Shared(t).AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = maint.Exec(context.Background(), "DROP DATABASE IF EXISTS "+database+" WITH (FORCE)")
+		if role, err := provision.TenantRole(slug); err == nil {
+			_, _ = maint.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+		}
+		_ = maint.Close(context.Background())
+	})
+	if _, err := maint.Exec(ctx, "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.client.CreateTenant(ctx, admin.CreateTenantRequest{Slug: slug, Tier: "enterprise"})
+	if e := wantAPIError(t, err, http.StatusConflict, admin.CodeStorageConflict); e.Field != "slug" {
+		t.Fatalf("field = %q", e.Field)
+	}
+	_, err = b.client.Tenant(ctx, slug)
+	wantAPIError(t, err, http.StatusNotFound, admin.CodeNotFound)
+	var intact bool
+	if err := maint.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1 AND datacl IS NULL)`, database).Scan(&intact); err != nil || !intact {
+		t.Fatalf("the foreign database after the failed create: intact=%v %v", intact, err)
 	}
 }
