@@ -160,7 +160,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	primary, shard := tenantrytest.Shared(t), tenantrytest.Cluster(t, "shard-1")
 	filesDir := t.TempDir()
-	s := serveInProcess(t, nil, "--database-url", tenantrytest.NewDatabase(t), "--files-dir", filesDir)
+	s := serveInProcess(t, nil, "--database-url", tenantrytest.NewDatabase(t), "--files-dir", filesDir, "--files-quota-objects", "2")
 	ctx := t.Context()
 	for _, c := range []admin.CreateClusterRequest{
 		{Name: "main", ConnString: primary.AdminURL(), Role: catalog.RolePrimary},
@@ -277,8 +277,33 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Quotas hold: two files per tenant here.
+	free := cases[0]
+	s.want(t, s.call(t, http.MethodPut, host(free), "/api/v1/files/two.txt", "text/plain", []byte("2")), http.StatusCreated, "second file")
+	r := s.want(t, s.call(t, http.MethodPut, host(free), "/api/v1/files/three.txt", "text/plain", []byte("3")), http.StatusInsufficientStorage, "third file")
+	if !bytes.Contains(r.body, []byte(`"code":"quota_exceeded"`)) || !bytes.Contains(r.body, []byte("objects")) {
+		t.Fatalf("over quota: %s", r.body)
+	}
+	s.want(t, s.call(t, http.MethodPut, host(cases[1]), "/api/v1/files/two.txt", "text/plain", []byte("2")), http.StatusCreated, "another tenant's quota")
+
+	// The fleet migration status covers every tenant's storage.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/admin/v1/migrations/plan", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+cliToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(plan, []byte(cases[2].t.Placement.Schema)) || !bytes.Contains(plan, []byte(cases[3].t.Placement.Database)) {
+		t.Fatalf("GET /admin/v1/migrations/plan = %d %s", resp.StatusCode, plan)
+	}
+
 	// A tenant no cluster can take is not created, and does not resolve.
-	_, err := s.client.CreateTenant(ctx, admin.CreateTenantRequest{Slug: "nowhere-" + sfx, Region: "mars"})
+	_, err = s.client.CreateTenant(ctx, admin.CreateTenantRequest{Slug: "nowhere-" + sfx, Region: "mars"})
 	var ae *admin.Error
 	if !errors.As(err, &ae) || ae.Code != admin.CodeNoCapacity {
 		t.Fatalf("create on no cluster = %v, want no_capacity", err)
