@@ -129,7 +129,44 @@ func longTransfer(d time.Duration, next http.Handler) http.Handler {
 type tenantProvisioner struct {
 	*provision.Provisioner
 	store *catalog.Store
+	cache *catalog.Cache
 	files blob.Store
+}
+
+// cacheWait bounds how long Provision waits for this process's catalog
+// cache to see a provisioned tenant.
+const cacheWait = 2 * time.Second
+
+// Provision provisions the tenant, then waits (briefly) until this
+// process's catalog cache holds its placement, so that the public listener
+// serves the tenant as soon as the admin API has answered: a create
+// followed at once by a request works. Other processes catch up within
+// their own notification round trip.
+func (p *tenantProvisioner) Provision(ctx context.Context, actor catalog.Actor, slug string) (*provision.Result, error) {
+	res, err := p.Provisioner.Provision(ctx, actor, slug)
+	if err != nil {
+		return nil, err
+	}
+	waitCached(ctx, p.cache, res.Tenant, cacheWait)
+	return res, nil
+}
+
+// waitCached waits until cache holds t at its version or later, at most d.
+func waitCached(ctx context.Context, cache *catalog.Cache, t *tenant.Tenant, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := cache.ByID(t.ID); err == nil && c.Version >= t.Version {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Deprovision drops the tenant's PostgreSQL storage, then its files.

@@ -213,13 +213,14 @@ func TestEndToEnd(t *testing.T) {
 	// Notes CRUD and a file on each.
 	ids := map[string]string{}
 	for _, tc := range cases {
+		// Served as soon as the create has answered: no waiting.
 		var n note
-		waitFor(t, tc.slug+" to serve notes", func() bool {
-			r := s.call(t, http.MethodPost, host(tc), "/api/v1/notes", "application/json", []byte(`{"title":"secret of `+tc.slug+`","body":"only `+tc.slug+` may read this"}`))
-			return r.status == http.StatusCreated && json.Unmarshal(r.body, &n) == nil
-		})
+		r := s.want(t, s.call(t, http.MethodPost, host(tc), "/api/v1/notes", "application/json", []byte(`{"title":"secret of `+tc.slug+`","body":"only `+tc.slug+` may read this"}`)), http.StatusCreated, "post")
+		if err := json.Unmarshal(r.body, &n); err != nil {
+			t.Fatal(err)
+		}
 		ids[tc.slug] = n.ID
-		r := s.want(t, s.call(t, http.MethodGet, host(tc), "/api/v1/notes/"+n.ID, "", nil), http.StatusOK, "get")
+		r = s.want(t, s.call(t, http.MethodGet, host(tc), "/api/v1/notes/"+n.ID, "", nil), http.StatusOK, "get")
 		if !bytes.Contains(r.body, []byte("secret of "+tc.slug)) {
 			t.Fatalf("%s: get = %s", tc.slug, r.body)
 		}

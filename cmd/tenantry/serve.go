@@ -276,7 +276,7 @@ func (a *app) serve(ctx context.Context, o *serveOptions) (err error) {
 	}
 	api, err := admin.New(store, &admin.Config{
 		Authenticator: auth,
-		Provisioner:   &tenantProvisioner{Provisioner: dp.provisioner, store: store, files: files.backend},
+		Provisioner:   &tenantProvisioner{Provisioner: dp.provisioner, store: store, cache: cache, files: files.backend},
 		Migrations:    engine.Handler(logger),
 		Logger:        logger,
 	})
