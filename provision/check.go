@@ -335,18 +335,16 @@ const (
 	dbTenant  = "tenant"  // one tenant's database
 )
 
-// home is where a per-tenant role may hold privileges.
-type home struct{ role, database, schema string }
-
 // cluster checks the roles of cl and each of its databases.
 func (c *checker) cluster(ctx context.Context, cl *catalog.Cluster, tenants []*tenant.Tenant) error {
 	cc, err := pgx.ParseConfig(cl.ConnString)
 	if err != nil {
 		return fmt.Errorf("provision: check: cluster %s: connection string: %w", cl.Name, err)
 	}
-	// The databases to check, by kind, and the per-tenant roles' homes.
+	// The databases to check, by kind, and the per-tenant roles of the
+	// catalog's tenants on the cluster.
 	kinds := map[string]string{}
-	var homes []home
+	var tenantRoles []string
 	switch cl.Role {
 	case catalog.RoleShard:
 		kinds[c.cfg.ShardDatabase] = dbShared
@@ -367,7 +365,7 @@ func (c *checker) cluster(ctx context.Context, cl *catalog.Cluster, tenants []*t
 			if err != nil {
 				continue
 			}
-			homes = append(homes, home{role, p.Database, p.Schema})
+			tenantRoles = append(tenantRoles, role)
 			if p.Model == tenant.ModelSchema {
 				kinds[p.Database] = dbSchemas
 			} else if c.cfg.TenantDatabases {
@@ -394,19 +392,13 @@ func (c *checker) cluster(ctx context.Context, cl *catalog.Cluster, tenants []*t
 	if err != nil {
 		return fmt.Errorf("provision: check: cluster %s: %w", cl.Name, err)
 	}
-	runtime, err := c.roles(ctx, conn, cl.Name, homes)
+	runtime, err := c.roles(ctx, conn, cl.Name, tenantRoles)
 	if err != nil {
 		return fmt.Errorf("provision: check: cluster %s: %w", cl.Name, err)
 	}
 	conn.Close(ctx)
 
 	for _, db := range existing {
-		var dbHomes []home
-		for _, h := range homes {
-			if h.database == db {
-				dbHomes = append(dbHomes, h)
-			}
-		}
 		dc := cc.Copy()
 		dc.Database = db
 		conn, err := pgx.ConnectConfig(ctx, dc)
@@ -414,7 +406,7 @@ func (c *checker) cluster(ctx context.Context, cl *catalog.Cluster, tenants []*t
 			c.unreachable(cl.Name, db, err)
 			continue
 		}
-		d := &dbCheck{checker: c, conn: conn, cluster: cl.Name, db: db, kind: kinds[db], runtime: runtime, homes: dbHomes}
+		d := &dbCheck{checker: c, conn: conn, cluster: cl.Name, db: db, kind: kinds[db], runtime: runtime}
 		err = d.run(ctx)
 		conn.Close(context.WithoutCancel(ctx))
 		if err != nil {
@@ -446,14 +438,9 @@ type roleAttrs struct {
 
 // roles checks role attributes and memberships on the cluster and reports
 // whether the runtime role exists.
-func (c *checker) roles(ctx context.Context, conn *pgx.Conn, cluster string, homes []home) (bool, error) {
+func (c *checker) roles(ctx context.Context, conn *pgx.Conn, cluster string, tenantRoles []string) (bool, error) {
 	rt := c.cfg.RuntimeRole
-	names := []string{rt, OwnerRole, ReportingRole}
-	tenantRoles := make([]string, 0, len(homes))
-	for _, h := range homes {
-		tenantRoles = append(tenantRoles, h.role)
-	}
-	names = append(names, tenantRoles...)
+	names := append([]string{rt, OwnerRole, ReportingRole}, tenantRoles...)
 	rows, err := conn.Query(ctx, `SELECT rolname, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolcanlogin, rolinherit
 FROM pg_roles WHERE rolname = ANY($1)`, names)
 	if err != nil {
@@ -590,8 +577,7 @@ type dbCheck struct {
 	cluster string
 	db      string
 	kind    string
-	runtime bool   // the runtime role exists
-	homes   []home // per-tenant roles at home in this database
+	runtime bool // the runtime role exists
 }
 
 func (d *dbCheck) add(code FindingCode, object, problem, fix string) {
@@ -601,14 +587,18 @@ func (d *dbCheck) add(code FindingCode, object, problem, fix string) {
 // isTenantRole reports whether name is a per-tenant role by its name.
 func isTenantRole(name string) bool { return strings.HasPrefix(name, TenantRolePrefix) }
 
-// atHome reports whether role may hold privileges in schema of this database.
+// atHome reports whether role may hold privileges in schema of this
+// database: a per-tenant role in its tenant's schema (schema model) or in
+// the application schema of its tenant's database (database model). Homes
+// follow from names, as provisioning derives them all from the slug, so a
+// role left behind by a tenant the catalog no longer knows is judged the
+// same way.
 func (d *dbCheck) atHome(role, schema string) bool {
-	for _, h := range d.homes {
-		if h.role == role && h.schema == schema {
-			return true
-		}
+	suffix, ok := strings.CutPrefix(role, TenantRolePrefix)
+	if !ok || suffix == "" || d.kind == dbShared {
+		return false
 	}
-	return false
+	return schema == TenantPrefix+suffix || (d.db == TenantPrefix+suffix && schema == d.cfg.AppSchema)
 }
 
 func (d *dbCheck) isLedger(name string) bool { return slices.Contains(d.cfg.LedgerTables, name) }
@@ -756,19 +746,17 @@ WHERE `+userSchemas+` AND a.grantee <> n.nspowner ORDER BY 1, 3, 4`)
 // relationPrivileges checks grants on tables, views and the like.
 func (d *dbCheck) relationPrivileges(ctx context.Context) error {
 	rt := d.cfg.RuntimeRole
-	homeRoles := make([]string, len(d.homes))
-	homeSchemas := make([]string, len(d.homes))
-	for i, h := range d.homes {
-		homeRoles[i], homeSchemas[i] = h.role, h.schema
-	}
+	// The per-tenant roles at home are left out here already (see atHome).
 	rows, err := d.conn.Query(ctx, `SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
        CASE a.grantee WHEN 0 THEN '' ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
      aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a
 WHERE `+userSchemas+` AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.grantee <> c.relowner
   AND (a.grantee = 0 OR pg_get_userbyid(a.grantee)::text IN ($1::text, $2::text) OR pg_get_userbyid(a.grantee) LIKE 'tenantry\_t\_%')
-  AND NOT EXISTS (SELECT FROM unnest($3::text[], $4::text[]) h(r, s) WHERE h.r = pg_get_userbyid(a.grantee) AND h.s = n.nspname)
-ORDER BY 3, 4, 5`, rt, ReportingRole, homeRoles, homeSchemas)
+  AND NOT ($3 AND starts_with(pg_get_userbyid(a.grantee)::text, $4::text) AND (
+        n.nspname = $5::text || substr(pg_get_userbyid(a.grantee)::text, length($4::text) + 1)
+     OR (current_database() = $5::text || substr(pg_get_userbyid(a.grantee)::text, length($4::text) + 1) AND n.nspname = $6::text)))
+ORDER BY 3, 4, 5`, rt, ReportingRole, d.kind != dbShared, TenantRolePrefix, TenantPrefix, d.cfg.AppSchema)
 	if err != nil {
 		return err
 	}
@@ -784,8 +772,9 @@ ORDER BY 3, 4, 5`, rt, ReportingRole, homeRoles, homeSchemas)
 			}
 		case ledger && read:
 			// Ledgers are readable by design.
-		case isTenantRole(grantee):
+		case isTenantRole(grantee) && !d.atHome(grantee, schema):
 			d.add(CodeTenantRolePrivilege, name, fmt.Sprintf("the per-tenant role %s has %s on %s, outside its own schema or database", grantee, priv, name), fix)
+		case isTenantRole(grantee):
 		case priv == "TRUNCATE" || priv == "TRIGGER" || priv == "REFERENCES":
 			code := CodeRuntimePrivilege
 			if grantee == "" {

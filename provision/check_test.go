@@ -472,8 +472,23 @@ func TestCheckSecurityRuntimeRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	app := provision.AppRole
+	// Put the roles back, for the next run in this test binary (-count).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, st := range []string{
+			"ALTER ROLE " + app + " NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOINHERIT",
+			"REVOKE " + provision.OwnerRole + " FROM " + app,
+			"ALTER ROLE " + provision.OwnerRole + " NOLOGIN",
+			"ALTER ROLE " + tenantRole + " NOBYPASSRLS",
+		} {
+			if _, err := conn.Exec(ctx, st); err != nil {
+				t.Errorf("%s: %v", st, err)
+			}
+		}
+	})
 	for _, st := range []string{
 		"ALTER ROLE " + app + " BYPASSRLS CREATEROLE INHERIT",
 		"GRANT " + provision.OwnerRole + " TO " + app,
