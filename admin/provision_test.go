@@ -139,6 +139,12 @@ func TestCreateProvisions(t *testing.T) {
 			if err != nil || again.Placement != p {
 				t.Fatalf("provision again: %v %+v", err, again)
 			}
+			// The placement is provisioning's: a PATCH cannot move the tenant.
+			moved := tenant.Placement{Model: tenant.ModelDatabase}
+			_, err = b.client.UpdateTenant(ctx, slug, admin.UpdateTenantRequest{Version: again.Version, Placement: &moved})
+			if e := wantAPIError(t, err, http.StatusUnprocessableEntity, admin.CodeValidation); e.Field != "placement" {
+				t.Fatalf("field = %q", e.Field)
+			}
 			if err := b.client.DeleteTenant(ctx, slug); err != nil {
 				t.Fatal(err)
 			}

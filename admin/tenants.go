@@ -144,6 +144,12 @@ func (h *Handler) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.Placement != nil && h.config.Provisioner != nil {
+		// The placement names the storage provisioning made; a new one would
+		// point the tenant at storage that does not hold its data.
+		return &catalog.ValidationError{Field: "placement",
+			Reason: "is managed by provisioning on this server; moving a tenant to another model or cluster is not supported"}
+	}
 	t, err := h.store.UpdateTenant(r.Context(), a, r.PathValue("slug"), catalog.TenantPatch{
 		Version:     req.Version,
 		DisplayName: req.DisplayName,
