@@ -84,6 +84,20 @@ WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER 
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// tenantTables is tables restricted to those with a tenant_id column: the
+// tables holding tenant rows. Others (the migration ledger that migrate
+// keeps in every location) hold no tenant's data.
+func tenantTables(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+ORDER BY c.relname`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables of %s: %w", schema, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 // checkContract returns a *ContractError if a table of schema breaks the
 // table contract, or if the schema has no table at all.
 func checkContract(ctx context.Context, tx pgx.Tx, schema string) error {

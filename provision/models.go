@@ -137,7 +137,7 @@ func (p *Provisioner) deprovisionShared(ctx context.Context, cl *catalog.Cluster
 // deleteOrder returns the tables of schema ordered so that a table that
 // references another (a foreign key within the schema) comes first.
 func deleteOrder(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
-	names, err := tables(ctx, tx, schema)
+	names, err := tenantTables(ctx, tx, schema)
 	if err != nil {
 		return nil, err
 	}

@@ -247,6 +247,28 @@ func TestProvisionModels(t *testing.T) {
 			}
 
 			conn.Close(ctx)
+			if !hasOwn {
+				// A table without tenant_id in a shared location (as migrate's
+				// ledger) holds no tenant's rows: deprovisioning leaves it be.
+				cl, err := b.store.Cluster(ctx, tn.Placement.Cluster)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg, err := pgx.ParseConfig(cl.ConnString)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Database = tn.Placement.Database
+				admin, err := pgx.ConnectConfig(ctx, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				qt := sqlident.MustQuote(tn.Placement.Schema) + ".ledger_like"
+				if _, err := admin.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qt+" (version int PRIMARY KEY)"); err != nil {
+					t.Fatal(err)
+				}
+				admin.Close(ctx)
+			}
 			if err := b.prov.Deprovision(ctx, actor, tt.in.Slug); err != nil {
 				t.Fatal(err)
 			}
