@@ -164,7 +164,7 @@ const (
 // schema with the tenant policy, adds the reporting role's read policy, and
 // grants DML to AppRole and SELECT to ReportingRole. Idempotent.
 func secureShared(ctx context.Context, tx pgx.Tx, schema string) error {
-	names, err := tables(ctx, tx, schema)
+	names, err := tenantTables(ctx, tx, schema)
 	if err != nil {
 		return err
 	}

@@ -10,12 +10,14 @@ import (
 	"path"
 	"testing/fstest"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/tenantry/tenantry/catalog"
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/migrate/cli"
 	"github.com/tenantry/tenantry/notes"
+	"github.com/tenantry/tenantry/provision"
 )
 
 // loadMigrations returns the fleet migrations of the reference
@@ -71,7 +73,19 @@ func provisionedVersion() int {
 // targets without a ledger at the version provisioning builds.
 func newMigrationEngine(store *catalog.Store, src *migrate.Source, logger *slog.Logger) (*migrate.Engine, error) {
 	baseline := min(provisionedVersion(), src.Head())
-	return migrate.New(store, &migrate.Config{Source: src, Baseline: baseline, Logger: logger})
+	return migrate.New(store, &migrate.Config{Source: src, Baseline: baseline, Logger: logger, AfterStep: secureAfterStep})
+}
+
+// secureAfterStep keeps shared and shard locations under row-level security
+// after each migration step: a step that adds a table there must not leave it
+// open across tenants. Tenant schemas and databases need nothing: default
+// privileges give the tenant's role the tables its owner creates.
+func secureAfterStep(ctx context.Context, tx pgx.Tx, t migrate.Target) error {
+	switch t.Kind {
+	case migrate.KindShared, migrate.KindSharded:
+		return provision.SecureShared(ctx, tx, t.Schema)
+	}
+	return nil
 }
 
 // migrateCommand is `tenantry migrate`: package migrate/cli's command over
