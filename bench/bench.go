@@ -17,7 +17,7 @@ import (
 )
 
 // Targets are the least ratio of routed to baseline throughput each model
-// should reach on a 2-vCPU machine (see docs/benchmarks-dataplane.md).
+// should reach on a 2-vCPU machine (see docs/benchmarks.md).
 var Targets = map[tenant.Model]float64{
 	tenant.ModelShared:   0.9,
 	tenant.ModelSharded:  0.9,
