@@ -204,7 +204,6 @@ type session struct {
 	ev     *targetEvents
 	schema string // quoted
 	owner  string // quoted
-	locked bool
 	// version is the newest contiguous done version, -1 until known.
 	version int
 	// timeouts are the lock and statement timeouts set on the session.
@@ -315,7 +314,6 @@ func (s *session) lock(ctx context.Context) error {
 			return fmt.Errorf("target %s: advisory lock: %w", s.t.Key(), err)
 		}
 		if ok {
-			s.locked = true
 			return nil
 		}
 		if time.Now().After(deadline) {

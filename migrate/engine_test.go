@@ -492,3 +492,25 @@ func TestAfterStepHook(t *testing.T) {
 		t.Fatalf("hook ran %d times on the schema target, want 1 (one step)", n)
 	}
 }
+
+// TestNewcomersJoin: a tenant provisioned behind head while the waves run
+// (from old DDL) is caught by a last wave of the same rollout.
+func TestNewcomersJoin(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, false)
+	f.src = loadSource(t, nil)
+	for i := range 4 {
+		f.addTenant(fmt.Sprintf("old-%d", i), tenant.ModelSchema, 1, 3)
+	}
+	var once sync.Once
+	rep, err := f.engine(nil).Up(context.Background(), migrate.RunOptions{Actor: "alice", Canary: 1, Waves: []int{100},
+		OnEvent: func(ev migrate.Event) {
+			if ev.Kind == migrate.EventWaveDone && ev.Wave == 0 {
+				once.Do(func() { f.addTenant("late", tenant.ModelSchema, 1, 3) })
+			}
+		}})
+	if err != nil || rep.Targets != 5 || rep.Done != 5 || len(rep.Waves) != 3 {
+		t.Fatalf("up: %+v %v", rep, err)
+	}
+	f.assertAtHead(t)
+}

@@ -38,7 +38,9 @@ type RunOptions struct {
 	// Default 16.
 	Concurrency int `json:"concurrency"`
 	// PerCluster is the number of targets migrated at once on one cluster.
-	// Default 8 (at most Concurrency).
+	// Default 4 (at most Concurrency): about the cores of a small database
+	// server, past which the rollout takes CPU from live traffic faster
+	// than it gains speed (see docs/benchmarks-migrate.md).
 	PerCluster int `json:"per_cluster"`
 	// MaxFailures is the error budget: the rollout halts as soon as more
 	// targets than this have failed, starting no other target. Default 0.
@@ -78,7 +80,7 @@ func (o RunOptions) normalize() (RunOptions, error) {
 		o.Concurrency = 16
 	}
 	if o.PerCluster == 0 {
-		o.PerCluster = 8
+		o.PerCluster = 4
 	}
 	if o.Concurrency < 0 || o.PerCluster < 0 || o.MaxFailures < 0 || o.Soak < 0 {
 		return o, &catalog.ValidationError{Field: "options", Reason: "concurrency, per_cluster, max_failures and soak must not be negative"}
@@ -368,33 +370,9 @@ func (e *Engine) Resume(ctx context.Context, opts RunOptions) (*Report, error) {
 	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 		// Targets provisioned since the run started, behind head, join its
 		// last wave.
-		var newcomers []Target
-		rows, err := tx.Query(ctx, `SELECT cluster, database, schema FROM tenantry.migration_target
-WHERE (run_id IS DISTINCT FROM $1) AND version < $2`, run.ID, run.Head)
+		newcomers, err := joinNewcomers(ctx, tx, run, targets, max(run.Waves-1, 0))
 		if err != nil {
 			return err
-		}
-		behind := map[string]bool{}
-		for rows.Next() {
-			var t Target
-			if err := rows.Scan(&t.Cluster, &t.Database, &t.Schema); err != nil {
-				rows.Close()
-				return err
-			}
-			behind[t.Key()] = true
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, t := range targets {
-			if behind[t.Key()] {
-				newcomers = append(newcomers, t)
-			}
-		}
-		if len(newcomers) > 0 {
-			if err := assignRunTargets(ctx, tx, run.ID, [][]Target{newcomers}, max(run.Waves-1, 0)); err != nil {
-				return err
-			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE tenantry.migration_target SET state = 'pending', updated_at = now()
 WHERE run_id = $1 AND state IN ('running', 'failed', 'blocked')`, run.ID); err != nil {
@@ -411,6 +389,63 @@ WHERE run_id = $1 AND state IN ('running', 'failed', 'blocked')`, run.ID); err !
 	}
 	e.logger.InfoContext(ctx, "rollout resumed", "run", run.ID, "head", run.Head, "actor", opts.Actor)
 	return e.execute(ctx, run, clusters, targets, opts)
+}
+
+// joinNewcomers puts the targets behind head that are not in run (provisioned
+// since it started, from an older template or without one) in run's wave.
+func joinNewcomers(ctx context.Context, tx pgx.Tx, run *RunStatus, targets []Target, wave int) ([]Target, error) {
+	rows, err := tx.Query(ctx, `SELECT cluster, database, schema FROM tenantry.migration_target
+WHERE (run_id IS DISTINCT FROM $1) AND version < $2`, run.ID, run.Head)
+	if err != nil {
+		return nil, err
+	}
+	behind := map[string]bool{}
+	for rows.Next() {
+		var t Target
+		if err := rows.Scan(&t.Cluster, &t.Database, &t.Schema); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		behind[t.Key()] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var newcomers []Target
+	for _, t := range targets {
+		if behind[t.Key()] {
+			newcomers = append(newcomers, t)
+		}
+	}
+	if len(newcomers) > 0 {
+		if err := assignRunTargets(ctx, tx, run.ID, [][]Target{newcomers}, wave); err != nil {
+			return nil, err
+		}
+	}
+	return newcomers, nil
+}
+
+// catchNewcomers puts targets provisioned during the run, still behind head,
+// in a wave after the last, and returns them.
+func (e *Engine) catchNewcomers(ctx context.Context, run *RunStatus, wave int) ([]Target, map[string]*catalog.Cluster, error) {
+	targets, clusters, err := e.discover(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.syncTargets(ctx, targets, false); err != nil {
+		return nil, nil, err
+	}
+	var newcomers []Target
+	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		var err error
+		if newcomers, err = joinNewcomers(ctx, tx, run, targets, wave); err != nil || len(newcomers) == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE tenantry.migration_run SET waves = $2, total = (SELECT count(*) FROM tenantry.migration_target WHERE run_id = $1) WHERE id = $1`,
+			run.ID, wave+1)
+		return err
+	})
+	return newcomers, clusters, err
 }
 
 // Abort ends the unfinished run without migrating more: targets stay at the
@@ -531,6 +566,18 @@ func (e *Engine) execute(ctx context.Context, run *RunStatus, clusters map[strin
 				return report, fmt.Errorf("migrate: run %s interrupted (resume it): %w", run.ID, err)
 			}
 		}
+	}
+	// Tenants provisioned while the waves ran may have come from a template
+	// or DDL behind head: one more wave catches them.
+	if newcomers, cl, err := e.catchNewcomers(ctx, run, waves); err != nil {
+		e.logger.WarnContext(ctx, "could not look for targets provisioned during the rollout", "run", run.ID, "error", err)
+	} else if len(newcomers) > 0 {
+		e.logger.InfoContext(ctx, "targets provisioned during the rollout", "run", run.ID, "targets", len(newcomers))
+		ev.emit(Event{Kind: EventWaveStarted, Wave: waves}, func(p *Progress) { p.Total += len(newcomers) })
+		wr := e.runWave(ctx, run, waves, newcomers, cl, cn, ev, owner, opts, &failures)
+		report.Waves = append(report.Waves, wr)
+		report.Targets += len(newcomers)
+		ev.emit(Event{Kind: EventWaveDone, Wave: waves, Elapsed: wr.Elapsed}, nil)
 	}
 	e.finishReport(ctx, report, ev, started)
 	if report.Failed > 0 || report.Blocked > 0 {

@@ -133,7 +133,7 @@ func (f *waveFlags) register(cmd *cobra.Command, layout bool) {
 		fl.BoolVar(&f.all, "all", false, "visit every target, also those the ledger shows at head")
 	}
 	fl.IntVar(&f.concurrency, "concurrency", 0, "targets migrated at once overall (default 16)")
-	fl.IntVar(&f.perCluster, "per-cluster", 0, "targets migrated at once per cluster (default 8)")
+	fl.IntVar(&f.perCluster, "per-cluster", 0, "targets migrated at once per cluster (default 4)")
 	fl.IntVar(&f.maxFailures, "max-failures", 0, "error budget: failed targets tolerated before the rollout halts (default 0)")
 	fl.DurationVar(&f.soak, "soak", 0, "pause after each wave but the last")
 }
