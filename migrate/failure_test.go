@@ -249,3 +249,45 @@ func TestErrorBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeoverOfDeadEngine: an engine whose heartbeat looks dead (its host
+// crashed, leaving a half-open catalog session that holds the rollout lock)
+// is taken over by Resume, which terminates that session. If the first
+// engine was in fact alive, it notices the lost lock and stops; the target
+// locks and ledgers keep any step from running twice.
+func TestTakeoverOfDeadEngine(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, false)
+	f.src = loadSource(t, map[string]string{"0002_status.sql": sqlStatus + "SELECT pg_sleep(0.3);\n"})
+	for i := range 16 {
+		f.addTenant(fmt.Sprintf("t%d", i), tenant.ModelSchema, 1, 3)
+	}
+	ctx := context.Background()
+	a := f.engine(&migrate.Config{LeaseTTL: 6 * time.Second})
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Up(ctx, migrate.RunOptions{Actor: "a", Canary: -1, Waves: []int{100}, Concurrency: 1})
+		aDone <- err
+	}()
+	var runID string
+	for deadline := time.Now().Add(10 * time.Second); runID == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if runs, _ := a.Runs(ctx, 1); len(runs) == 1 {
+			runID = runs[0].ID
+		}
+	}
+	if runID == "" {
+		t.Fatal("no run")
+	}
+	if _, err := f.catalogPool.Exec(ctx, `UPDATE tenantry.migration_run SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, runID); err != nil {
+		t.Fatal(err)
+	}
+	b := f.engine(&migrate.Config{LeaseTTL: 3 * time.Second})
+	rep, err := b.Resume(ctx, migrate.RunOptions{Actor: "b"})
+	if err != nil || rep.RunID != runID {
+		t.Fatalf("takeover: %+v %v", rep, err)
+	}
+	if err := <-aDone; !errors.Is(err, migrate.ErrLeaseLost) {
+		t.Fatalf("the engine whose rollout lock was taken: %v, want ErrLeaseLost", err)
+	}
+	f.assertAtHead(t)
+}

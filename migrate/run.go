@@ -184,7 +184,7 @@ func (e *Engine) Up(ctx context.Context, opts RunOptions) (*Report, error) {
 		return nil, err
 	}
 	e.logger.InfoContext(ctx, "rollout started", "run", run.ID, "head", head, "targets", len(pending), "waves", len(waves), "actor", opts.Actor)
-	return e.execute(ctx, run, clusters, targets, opts)
+	return e.execute(ctx, lock, run, clusters, targets, opts)
 }
 
 // pendingTargets returns the targets to migrate and the lowest version
@@ -388,7 +388,7 @@ WHERE run_id = $1 AND state IN ('running', 'failed', 'blocked')`, run.ID); err !
 		return nil, fmt.Errorf("migrate: resume run %s: %w", run.ID, err)
 	}
 	e.logger.InfoContext(ctx, "rollout resumed", "run", run.ID, "head", run.Head, "actor", opts.Actor)
-	return e.execute(ctx, run, clusters, targets, opts)
+	return e.execute(ctx, lock, run, clusters, targets, opts)
 }
 
 // joinNewcomers puts the targets behind head that are not in run (provisioned
@@ -489,7 +489,7 @@ WHERE run_id = $1 AND state = 'running'`, run.ID); err != nil {
 }
 
 // execute runs the unfinished waves of run.
-func (e *Engine) execute(ctx context.Context, run *RunStatus, clusters map[string]*catalog.Cluster, discovered []Target, opts RunOptions) (*Report, error) {
+func (e *Engine) execute(ctx context.Context, lock *runLock, run *RunStatus, clusters map[string]*catalog.Cluster, discovered []Target, opts RunOptions) (*Report, error) {
 	started := time.Now()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -516,7 +516,7 @@ func (e *Engine) execute(ctx context.Context, run *RunStatus, clusters map[strin
 			}
 		}
 	})
-	stopHeartbeat := e.heartbeat(ctx, cancel, run.ID, owner)
+	stopHeartbeat := e.heartbeat(ctx, cancel, run.ID, owner, lock)
 	defer stopHeartbeat()
 	cn := newConnector(e, opts.PerCluster)
 	defer cn.close()
@@ -752,8 +752,9 @@ func (e *Engine) runTarget(ctx context.Context, run *RunStatus, wave int, t Targ
 
 // heartbeat renews the run's leases and heartbeat every LeaseTTL/3, and
 // cancels ctx with ErrLeaseLost when it has not managed to for 2/3 of the
-// TTL. It returns the function that stops it.
-func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, runID, owner string) func() {
+// TTL, or when the session holding the rollout lock is gone (another engine
+// took over a run it believed dead). It returns the function that stops it.
+func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, runID, owner string, lock *runLock) func() {
 	ttl := e.config.LeaseTTL
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -770,6 +771,14 @@ func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 			case <-tick.C:
 			}
 			cctx, c := context.WithTimeout(ctx, ttl/3)
+			if lock != nil {
+				if _, err := lock.conn.Exec(cctx, `SELECT 1`); err != nil && ctx.Err() == nil {
+					c()
+					e.logger.ErrorContext(ctx, "rollout lock lost; stopping", "run", runID, "error", err)
+					cancel(ErrLeaseLost)
+					return
+				}
+			}
 			_, err := e.leases.Renew(cctx, owner, ttl)
 			if err == nil {
 				_, err = e.pool.Exec(cctx, `UPDATE tenantry.migration_run SET heartbeat_at = now() WHERE id = $1`, runID)
@@ -816,7 +825,7 @@ func (e *Engine) MigrateTarget(ctx context.Context, t Target) (int, error) {
 	te := &targetEvents{target: t}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer e.heartbeat(ctx, cancel, "", owner)()
+	defer e.heartbeat(ctx, cancel, "", owner, nil)()
 	if t.Tenants > 0 && t.Kind != KindTemplate {
 		if err := e.leases.acquire(ctx, owner, PurposeMigrate, e.config.LeaseTTL, "", targetTenants, t.Cluster, t.Database, t.Schema); err != nil {
 			e.markFinished(ctx, t, StateBlocked, -1, 0, time.Since(started), 0, err.Error())
