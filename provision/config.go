@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantry/tenantry/internal/sqlident"
 )
@@ -22,6 +25,16 @@ type Config struct {
 	// that starts with it. Each element may hold several statements.
 	// Required. ReadDDL loads it from an fs.FS.
 	DDL []string
+
+	// Build, when set, builds the application schema in place of running
+	// DDL: it is called in the provisioning transaction, as OwnerRole, for
+	// every schema provisioning creates (the shared and shard schemas, a
+	// tenant schema, the template database's schema). Set it to the fleet
+	// migrator's builder (migrate.Build over the current migrations) so
+	// that new tenants start at the head version with their ledger, rather
+	// than at the DDL's version. DDL is still required: its hash marks what
+	// a template was built from. Default nil (run DDL).
+	Build func(ctx context.Context, tx pgx.Tx, schema string) error
 
 	// Policy decides where a tenant without a placement goes. Default:
 	// TierPolicy{} (free -> shared, pro -> schema, enterprise -> database).

@@ -56,9 +56,15 @@ func (p *Provisioner) createSchema(ctx context.Context, tx pgx.Tx, schema string
 	if _, err := tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('search_path', $2, true)`, OwnerRole, qs); err != nil {
 		return fmt.Errorf("become %s: %w", OwnerRole, err)
 	}
-	for i, stmt := range p.config.DDL {
-		if _, err := tx.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("application DDL #%d in schema %s: %w", i+1, schema, err)
+	if p.config.Build != nil {
+		if err := p.config.Build(ctx, tx, schema); err != nil {
+			return fmt.Errorf("build application schema %s: %w", schema, err)
+		}
+	} else {
+		for i, stmt := range p.config.DDL {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("application DDL #%d in schema %s: %w", i+1, schema, err)
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, `SET LOCAL ROLE NONE; SET LOCAL search_path TO DEFAULT`); err != nil {
@@ -112,7 +118,8 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-ORDER BY c.relname`, schema)
+  AND c.relname <> $2 -- the migration ledger holds no tenant rows
+ORDER BY c.relname`, schema, DefaultLedgerTable)
 	if err != nil {
 		return fmt.Errorf("check table contract: %w", err)
 	}
@@ -213,6 +220,22 @@ func grant(ctx context.Context, tx pgx.Tx, schema, role string) error {
 	}, "; ")
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("grant schema %s to %s: %w", schema, role, err)
+	}
+	// The migration ledger, when the schema has one, is shared metadata
+	// with no tenant_id: the runtime and tenant roles may read it, never
+	// write it.
+	ledger, err := sqlident.Qualified(schema, DefaultLedgerTable)
+	if err != nil {
+		return err
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ledger).Scan(&exists); err != nil {
+		return fmt.Errorf("look for the migration ledger of %s: %w", schema, err)
+	}
+	if exists {
+		if _, err := tx.Exec(ctx, "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON "+ledger+" FROM "+qr); err != nil {
+			return fmt.Errorf("make the migration ledger of %s read-only for %s: %w", schema, role, err)
+		}
 	}
 	return nil
 }

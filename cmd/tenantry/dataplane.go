@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tenantry/tenantry/admin"
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/catalog"
 	"github.com/tenantry/tenantry/internal/problem"
+	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/notes"
 	"github.com/tenantry/tenantry/pool"
 	"github.com/tenantry/tenantry/provision"
@@ -42,8 +45,15 @@ type dataPlane struct {
 
 // newDataPlane wires catalog cache -> pool manager -> router -> notes API,
 // and the file store, for the reference application's schema.
-func newDataPlane(store *catalog.Store, cache *catalog.Cache, files *fileStack, appPassword string, transferTimeout time.Duration, logger *slog.Logger) (*dataPlane, error) {
-	prov, err := provision.New(store, &provision.Config{DDL: notes.DDL(), Logger: logger})
+func newDataPlane(store *catalog.Store, cache *catalog.Cache, files *fileStack, src *migrate.Source, appPassword string, transferTimeout time.Duration, logger *slog.Logger) (*dataPlane, error) {
+	// New schemas are built by the fleet migrator's builder, so a tenant
+	// provisioned after a rollout starts at the head version, with its
+	// ledger, like the template new tenant databases are cloned from.
+	build := func(ctx context.Context, tx pgx.Tx, schema string) error {
+		_, err := migrate.Build(ctx, tx, schema, src)
+		return err
+	}
+	prov, err := provision.New(store, &provision.Config{DDL: notes.DDL(), Build: build, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -24,11 +24,12 @@ import (
 // application: the NNNN_name.sql files of dir, or, when dir is "", the
 // schema provisioning builds (package notes) as its migrations.
 //
-// Provisioning creates tenants from notes' DDL, version 1 to N of these
-// migrations (N = its number of files), without a migration ledger; the
-// engine adopts such targets at that version (migrate.Config.Baseline), so a
-// directory given here must start with those files, unchanged, and add its
-// own steps after them.
+// tenantry serve provisions new schemas with migrate.Build over these
+// migrations, so a new tenant starts at their head with its ledger. Targets
+// made from notes' DDL without a ledger (before that, or by other tools) are
+// adopted at version N, the number of notes' files
+// (migrate.Config.Baseline), so a directory given here must start with those
+// files, unchanged, and add its own steps after them.
 func loadMigrations(dir string) (*migrate.Source, error) {
 	if dir != "" {
 		src, err := migrate.Load(os.DirFS(dir))

@@ -245,7 +245,7 @@ func (a *app) serve(ctx context.Context, o *serveOptions) (err error) {
 		return err
 	}
 	defer files.close()
-	dp, err := newDataPlane(store, cache, files, a.getenv(envAppPassword), o.transferTimeout, logger)
+	dp, err := newDataPlane(store, cache, files, src, a.getenv(envAppPassword), o.transferTimeout, logger)
 	if err != nil {
 		return err
 	}
