@@ -743,7 +743,7 @@ func (e *Engine) backoff(attempt int) time.Duration {
 		d *= 2
 	}
 	d = min(d, e.config.MaxRetryBackoff)
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter for retry back-off, not a secret
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -123,14 +123,6 @@ func (e *events) emit(ev Event, delta func(p *Progress)) {
 	e.handler(ev)
 }
 
-func (e *events) snapshot() Progress {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.progress
-	p.compute(e.started)
-	return p
-}
-
 // targetEvents is the sink the per-target code reports through.
 type targetEvents struct {
 	ev     *events

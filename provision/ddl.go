@@ -80,17 +80,7 @@ func (p *Provisioner) createSchema(ctx context.Context, tx pgx.Tx, schema string
 	return nil
 }
 
-// tables returns the tables of schema (ordinary and partitioned parents).
-func tables(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname`, schema)
-	if err != nil {
-		return nil, fmt.Errorf("list tables of %s: %w", schema, err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// tenantTables is tables restricted to those with a tenant_id column: the
+// tenantTables returns the tables of schema with a tenant_id column: the
 // tables holding tenant rows. Others (the migration ledger that migrate
 // keeps in every location) hold no tenant's data.
 func tenantTables(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
