@@ -40,7 +40,7 @@ type RunOptions struct {
 	// PerCluster is the number of targets migrated at once on one cluster.
 	// Default 4 (at most Concurrency): about the cores of a small database
 	// server, past which the rollout takes CPU from live traffic faster
-	// than it gains speed (see docs/benchmarks-migrate.md).
+	// than it gains speed (see docs/benchmarks.md, fleet migrations).
 	PerCluster int `json:"per_cluster"`
 	// MaxFailures is the error budget: the rollout halts as soon as more
 	// targets than this have failed, starting no other target. Default 0.
