@@ -388,9 +388,12 @@ type registering struct {
 
 func (r *registering) register(ctx context.Context) {
 	if tn, ok := tenant.FromContext(ctx); ok && blob.IsCanonicalUUID(tn.ID) {
-		if _, loaded := r.seen.LoadOrStore(tn.ID, true); !loaded {
-			r.pool.Exec(context.Background(), `INSERT INTO tenantry.tenant (id, slug) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tn.ID, "s"+strings.ReplaceAll(tn.ID, "-", "")[:20])
-		}
+		// Every caller for a tenant waits for its one insert: concurrent
+		// first uses must not race ahead of the row they need.
+		once, _ := r.seen.LoadOrStore(tn.ID, new(sync.Once))
+		once.(*sync.Once).Do(func() {
+			_, _ = r.pool.Exec(context.Background(), `INSERT INTO tenantry.tenant (id, slug) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tn.ID, "s"+strings.ReplaceAll(tn.ID, "-", "")[:20])
+		})
 	}
 }
 
