@@ -293,11 +293,22 @@ func TestInitdbTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Killed, it is gone once reaped, or a zombie until then.
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) == 0 || f[0] != "Z" {
-			t.Errorf("initdb's child %d survived the timeout: %s", pid, stat)
+	// Killed, it is gone once reaped, or a zombie until then. SIGKILL takes
+	// effect when the kernel next schedules the process, so allow it a
+	// moment to die; a child that is still alive after that escaped.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return // gone
 		}
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return // dead, not yet reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("initdb's child %d survived the timeout: %s", pid, stat)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
