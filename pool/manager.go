@@ -223,7 +223,10 @@ func (m *Manager) ref(ctx context.Context, k Key) (*entry, error) {
 	if err := k.validate(); err != nil {
 		return nil, err
 	}
-	for attempt := 0; attempt < 5; attempt++ {
+	// A pool can be retired (evicted, or its cluster changed) between the
+	// lookup and taking a reference; that is transient, so try again, with a
+	// short pause after the first few tries, until ctx ends.
+	for attempt := 0; ; attempt++ {
 		if m.closed.Load() {
 			return nil, ErrClosed
 		}
@@ -242,10 +245,16 @@ func (m *Manager) ref(ctx context.Context, k Key) (*entry, error) {
 			return e, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pool %s: retired while opening: %w", k, err)
+		}
+		if attempt >= 5 {
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("pool %s: retired while opening: %w", k, ctx.Err())
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
-	return nil, fmt.Errorf("pool %s: retired repeatedly while opening", k)
 }
 
 func (e *entry) tryRef() bool {
