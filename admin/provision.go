@@ -112,11 +112,7 @@ func (h *Handler) relabel(ctx context.Context, a catalog.Actor, slug string, edi
 // clears LabelProvisioning. It is idempotent: on a provisioned tenant it
 // changes nothing and answers the tenant.
 func (h *Handler) provisionTenant(w http.ResponseWriter, r *http.Request) error {
-	var req ReasonRequest
-	if err := h.decodeJSON(w, r, &req, true); err != nil {
-		return err
-	}
-	a, err := actor(r, req.Reason)
+	a, err := h.reasonActor(w, r)
 	if err != nil {
 		return err
 	}

@@ -167,11 +167,7 @@ func (h *Handler) updateTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) deleteTenant(w http.ResponseWriter, r *http.Request) error {
-	var req ReasonRequest
-	if err := h.decodeJSON(w, r, &req, true); err != nil {
-		return err
-	}
-	a, err := actor(r, req.Reason)
+	a, err := h.reasonActor(w, r)
 	if err != nil {
 		return err
 	}
@@ -196,11 +192,7 @@ func (h *Handler) resumeTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) setState(w http.ResponseWriter, r *http.Request, st tenant.State) error {
-	var req ReasonRequest
-	if err := h.decodeJSON(w, r, &req, true); err != nil {
-		return err
-	}
-	a, err := actor(r, req.Reason)
+	a, err := h.reasonActor(w, r)
 	if err != nil {
 		return err
 	}
@@ -230,11 +222,7 @@ func (h *Handler) addDomain(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) removeDomain(w http.ResponseWriter, r *http.Request) error {
-	var req ReasonRequest
-	if err := h.decodeJSON(w, r, &req, true); err != nil {
-		return err
-	}
-	a, err := actor(r, req.Reason)
+	a, err := h.reasonActor(w, r)
 	if err != nil {
 		return err
 	}
@@ -244,4 +232,14 @@ func (h *Handler) removeDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeTenant(w, http.StatusOK, t)
 	return nil
+}
+
+// reasonActor reads the optional {"reason": ...} body of a request that
+// carries nothing else and returns the audited actor.
+func (h *Handler) reasonActor(w http.ResponseWriter, r *http.Request) (catalog.Actor, error) {
+	var req ReasonRequest
+	if err := h.decodeJSON(w, r, &req, true); err != nil {
+		return catalog.Actor{}, err
+	}
+	return actor(r, req.Reason)
 }
