@@ -120,23 +120,11 @@ func (p *Provisioner) buildTemplate(ctx context.Context, cl *catalog.Cluster, co
 // provisionDatabase creates t's role and database (cloned from the template)
 // and grants the role the database's tables, if missing.
 func (p *Provisioner) provisionDatabase(ctx context.Context, cl *catalog.Cluster, t *tenant.Tenant) (bool, error) {
-	if cl.Role != catalog.RolePrimary {
-		return false, fmt.Errorf("%w: cluster %s has role %s, the database model needs primary", ErrPlacementMismatch, cl.Name, cl.Role)
-	}
-	role, err := TenantRole(t.Slug)
+	role, conn, done, err := p.ownStorage(ctx, cl, t)
 	if err != nil {
 		return false, err
 	}
-	conn, err := p.maintenance(ctx, cl)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	unlock, err := p.lockTenant(ctx, conn, t)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
+	defer done()
 	if err := ensureTenantRole(ctx, conn, role); err != nil {
 		return false, err
 	}

@@ -187,26 +187,36 @@ WHERE k.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1 AND c.oid <> r.oid`
 	return out, nil
 }
 
+// ownStorage starts the provisioning of a tenant with storage of its own
+// (schema or database model): it checks the cluster can hold it, names the
+// tenant's role, and returns a maintenance connection holding the tenant's
+// lock. done releases both.
+func (p *Provisioner) ownStorage(ctx context.Context, cl *catalog.Cluster, t *tenant.Tenant) (role string, conn *pgxpool.Conn, done func(), err error) {
+	if cl.Role != catalog.RolePrimary {
+		return "", nil, nil, fmt.Errorf("%w: cluster %s has role %s, the %s model needs primary", ErrPlacementMismatch, cl.Name, cl.Role, t.Placement.Model)
+	}
+	if role, err = TenantRole(t.Slug); err != nil {
+		return "", nil, nil, err
+	}
+	if conn, err = p.maintenance(ctx, cl); err != nil {
+		return "", nil, nil, err
+	}
+	unlock, err := p.lockTenant(ctx, conn, t)
+	if err != nil {
+		conn.Release()
+		return "", nil, nil, err
+	}
+	return role, conn, func() { unlock(); conn.Release() }, nil
+}
+
 // provisionSchema creates t's role and schema in the schemas database of its
 // cluster, in one transaction, if missing.
 func (p *Provisioner) provisionSchema(ctx context.Context, cl *catalog.Cluster, t *tenant.Tenant) (bool, error) {
-	if cl.Role != catalog.RolePrimary {
-		return false, fmt.Errorf("%w: cluster %s has role %s, the schema model needs primary", ErrPlacementMismatch, cl.Name, cl.Role)
-	}
-	role, err := TenantRole(t.Slug)
+	role, conn, done, err := p.ownStorage(ctx, cl, t)
 	if err != nil {
 		return false, err
 	}
-	conn, err := p.maintenance(ctx, cl)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	unlock, err := p.lockTenant(ctx, conn, t)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
+	defer done()
 	if err := p.ensureSchemasDatabase(ctx, cl, conn); err != nil {
 		return false, err
 	}
